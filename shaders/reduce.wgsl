@@ -1,0 +1,85 @@
+// Reductions over rows and pixels: global average pool (and its transpose), column sums (bias
+// gradients), and per-row softmax / argmax for predictions. Layouts are NHWC / row-major.
+
+struct Params {
+    rows: u32, cols: u32, inner: u32, _p0: u32,
+    alpha: f32, beta: f32, _p1: u32, _p2: u32,
+}
+
+const WG: u32 = 64u;
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+// [rows = n, inner = hw, cols = c] -> [n, c]: mean over the pixels.
+@compute @workgroup_size(64, 1, 1)
+fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= p.rows * p.cols) { return; }
+    let n = i / p.cols;
+    let c = i % p.cols;
+    var s = 0.0;
+    for (var q = 0u; q < p.inner; q++) {
+        s += x[(n * p.inner + q) * p.cols + c];
+    }
+    out[i] = s / f32(p.inner);
+}
+
+// [n, c] -> [n, hw, c]: every pixel gets g / hw.
+@compute @workgroup_size(64, 1, 1)
+fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= p.rows * p.inner * p.cols) { return; }
+    let c = i % p.cols;
+    let n = i / (p.inner * p.cols);
+    out[i] = x[n * p.cols + c] / f32(p.inner);
+}
+
+// [rows, cols] -> [cols]: out = alpha·Σ_rows x + beta·out (bias gradients, accumulated).
+@compute @workgroup_size(64, 1, 1)
+fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = linear_id(gid, nwg);
+    if (c >= p.cols) { return; }
+    var s = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        s += x[r * p.cols + c];
+    }
+    var v = p.alpha * s;
+    if (p.beta != 0.0) { v += p.beta * out[c]; }
+    out[c] = v;
+}
+
+// Per-row softmax, max-subtracted so large logits do not overflow.
+@compute @workgroup_size(64, 1, 1)
+fn softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = linear_id(gid, nwg);
+    if (r >= p.rows) { return; }
+    let b = r * p.cols;
+    var m = x[b];
+    for (var j = 1u; j < p.cols; j++) { m = max(m, x[b + j]); }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) { s += exp(x[b + j] - m); }
+    for (var j = 0u; j < p.cols; j++) { out[b + j] = exp(x[b + j] - m) / s; }
+}
+
+@group(0) @binding(0) var<storage, read> ax: array<f32>;
+@group(0) @binding(1) var<storage, read_write> aout: array<u32>;
+@group(0) @binding(2) var<uniform> ap: Params;
+
+// Index of the largest value of each row (the first one on ties).
+@compute @workgroup_size(64, 1, 1)
+fn argmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = linear_id(gid, nwg);
+    if (r >= ap.rows) { return; }
+    let b = r * ap.cols;
+    var best = 0u;
+    for (var j = 1u; j < ap.cols; j++) {
+        if (ax[b + j] > ax[b + best]) { best = j; }
+    }
+    aout[r] = best;
+}

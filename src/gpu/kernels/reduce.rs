@@ -1,0 +1,52 @@
+//! Launchers for `shaders/reduce.wgsl`.
+use super::{check_len, words};
+use crate::error::Result;
+use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
+
+fn params(rows: usize, cols: usize, inner: usize, alpha: f32, beta: f32) -> Vec<u8> {
+    words(&[rows as u32, cols as u32, inner as u32, 0, alpha.to_bits(), beta.to_bits()])
+}
+
+/// `[n, hw, c]` → `[n, c]`, the mean over pixels.
+pub fn global_avg_pool(rec: &mut Recorder<'_>, x: &Tensor, n: usize, hw: usize, c: usize, out: &Tensor) -> Result<()> {
+    check_len("global_avg_pool x", x, n * hw * c)?;
+    check_len("global_avg_pool out", out, n * c)?;
+    let p = params(n, c, hw, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "global_avg_pool", &[], &[x, out], &p, groups_1d(n * c, 64));
+    Ok(())
+}
+
+/// `[n, c]` → `[n, hw, c]`, the transpose of the pool (also its JVP's transpose).
+pub fn global_avg_pool_backward(rec: &mut Recorder<'_>, g: &Tensor, n: usize, hw: usize, c: usize, out: &Tensor) -> Result<()> {
+    check_len("global_avg_pool_backward g", g, n * c)?;
+    check_len("global_avg_pool_backward out", out, n * hw * c)?;
+    let p = params(n, c, hw, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "global_avg_pool_backward", &[], &[g, out], &p, groups_1d(n * hw * c, 64));
+    Ok(())
+}
+
+/// `out = alpha·Σ_rows x + beta·out` over `[rows, cols]`.
+pub fn col_sum(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+    check_len("col_sum x", x, rows * cols)?;
+    check_len("col_sum out", out, cols)?;
+    let p = params(rows, cols, 0, alpha, beta);
+    rec.dispatch(pipeline::REDUCE, "col_sum", &[], &[x, out], &p, groups_1d(cols, 64));
+    Ok(())
+}
+
+pub fn softmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor) -> Result<()> {
+    check_len("softmax_rows x", x, rows * cols)?;
+    check_len("softmax_rows out", out, rows * cols)?;
+    let p = params(rows, cols, 0, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "softmax_rows", &[], &[x, out], &p, groups_1d(rows, 64));
+    Ok(())
+}
+
+/// `out[r]` (u32) = index of the row's largest value.
+pub fn argmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor) -> Result<()> {
+    check_len("argmax_rows x", x, rows * cols)?;
+    check_len("argmax_rows out", out, rows)?;
+    let p = params(rows, cols, 0, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "argmax_rows", &[], &[x, out], &p, groups_1d(rows, 64));
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Shader sources (one WGSL file per kernel family) and the cache of compiled pipelines.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One WGSL file under `shaders/`, compiled into the binary so native and wasm builds carry it.
+#[derive(Debug, Clone, Copy)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+macro_rules! shader {
+    ($id:ident, $file:literal) => {
+        pub const $id: Shader = Shader { name: $file, source: include_str!(concat!("../../shaders/", $file)) };
+    };
+}
+shader!(GEMM, "gemm.wgsl");
+shader!(CONV, "conv.wgsl");
+shader!(ELEMENTWISE, "elementwise.wgsl");
+shader!(REDUCE, "reduce.wgsl");
+shader!(SPD, "spd_inverse.wgsl");
+
+/// Every shader of the crate, for the naga validation test and for warm-up.
+pub const ALL_SHADERS: &[Shader] = &[GEMM, CONV, ELEMENTWISE, REDUCE, SPD];
+
+type Key = (&'static str, &'static str, String);
+
+/// Pipelines specialised by WGSL `override` constants, compiled once per (file, entry, constants).
+#[derive(Default)]
+pub struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Key, wgpu::ComputePipeline>>,
+}
+
+impl PipelineCache {
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+    ) -> wgpu::ComputePipeline {
+        let key: Key = (shader.name, entry, format!("{constants:?}"));
+        let mut pipes = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pipes.get(&key) {
+            return p.clone();
+        }
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let module = modules
+            .entry(shader.name)
+            .or_insert_with(|| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                })
+            })
+            .clone();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        pipes.insert(key, pipeline.clone());
+        pipeline
+    }
+}

@@ -1,0 +1,13 @@
+//! LQF: Linear Quadratic Fine-Tuning on the GPU (wgpu natively, WebGPU in the browser).
+//!
+//! Layers: `gpu` (device, buffers, WGSL kernels with typed launchers), `cpu` (reference
+//! implementations in f32/f64 that every kernel is tested against), `nn` (per-layer forward,
+//! JVP and VJP rules built from the kernels), `bench` (figures, never timed tests).
+pub mod error;
+pub mod cpu;
+pub mod gpu;
+pub mod nn;
+pub mod ops;
+pub mod rng;
+
+pub use error::{Error, Result};

@@ -1,0 +1,249 @@
+//! Every GPU kernel against its CPU reference, natively (lavapipe in CI), with named tolerances.
+mod checks;
+mod common;
+
+use checks::{compare, ELEMENTWISE_REL, F32_REL, SPD_RESIDUAL};
+use common::{block, f64s, gpu};
+use lqf::cpu;
+use lqf::gpu::kernels::{elementwise as ew, gemm::{gemm, Gemm}, reduce, spd};
+use lqf::rng::Rng;
+
+#[test]
+fn adapter_is_reported() {
+    let g = gpu();
+    assert!(!g.adapter.name.is_empty());
+    assert!(!g.adapter.backend.is_empty());
+    let text = g.adapter.to_string();
+    assert!(text.contains(&g.adapter.backend), "{text}");
+}
+
+#[test]
+fn gemm_all_transposes_batched_odd_sizes() {
+    block(checks::gemm_matches_reference(gpu())).unwrap();
+}
+
+#[test]
+fn gemm_random_shapes() {
+    let mut rng = Rng::new(11);
+    for _ in 0..24 {
+        let pick = |r: &mut Rng| [1, 2, 3, 4, 8, 17, 31, 64, 100, 255][r.below(10)];
+        let (m, n, k) = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
+        let g = Gemm::new(m, n, k).trans(rng.below(2) == 1, rng.below(2) == 1).batched(1 + rng.below(3)).scale(1.0, 0.0);
+        block(checks::check_gemm(gpu(), &g, &mut rng)).unwrap();
+    }
+}
+
+/// Both code paths on a size large enough to exercise the 64x64 vec4 tiles and their edges.
+#[test]
+fn gemm_vec4_path_large() {
+    let mut rng = Rng::new(12);
+    for &(m, n, k) in &[(256, 256, 256), (200, 136, 516), (72, 8, 1024)] {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let g = Gemm::new(m, n, k).trans(ta, tb);
+                assert!(g.vec4_ok(), "{g:?} should take the vec4 path");
+                block(checks::check_gemm(gpu(), &g, &mut rng)).unwrap();
+            }
+        }
+    }
+}
+
+/// K-FAC statistics: A += s·XᵀX accumulated over two mini-batches equals s·XᵀX of the union.
+#[test]
+fn outer_product_accumulation() {
+    let g = gpu();
+    let mut rng = Rng::new(13);
+    let (rows, dim) = (37, 21);
+    let x = rng.vec_f32(2 * rows * dim);
+    let tx = g.upload(&x).unwrap();
+    let acc = g.zeros(dim * dim).unwrap();
+    let scale = 1.0 / (2 * rows) as f32;
+    g.run(|rec| {
+        for half in 0..2 {
+            let mut s = Gemm::new(dim, dim, rows).trans(true, false).scale(scale, 1.0);
+            s.off_a = half * rows * dim;
+            s.off_b = half * rows * dim;
+            gemm(rec, &s, &tx, &tx, &acc)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let got = block(g.read(&acc)).unwrap();
+    let xd = f64s(&x);
+    let mut want = vec![0.0; dim * dim];
+    cpu::gemm::gemm(&Gemm::new(dim, dim, 2 * rows).trans(true, false).scale(scale, 0.0), &xd, &xd, &mut want);
+    let xa: Vec<f64> = xd.iter().map(|v| v.abs()).collect();
+    let mut sc = vec![0.0; dim * dim];
+    cpu::gemm::gemm(&Gemm::new(dim, dim, 2 * rows).trans(true, false).scale(scale, 0.0), &xa, &xa, &mut sc);
+    compare("A += XᵀX", &got, &want, &sc, F32_REL).unwrap();
+    for i in 0..dim {
+        for j in 0..dim {
+            assert_eq!(got[i * dim + j], got[j * dim + i], "statistics must stay exactly symmetric");
+        }
+    }
+}
+
+#[test]
+fn gemm_rejects_bad_shapes() {
+    let g = gpu();
+    let a = g.zeros(10).unwrap();
+    let err = g.run(|rec| gemm(rec, &Gemm::new(4, 4, 4), &a, &a, &a)).unwrap_err();
+    assert!(matches!(err, lqf::Error::Shape { .. }), "{err}");
+}
+
+#[test]
+fn conv_forward_backward_all_geometries() {
+    block(checks::conv_matches_reference(gpu())).unwrap();
+}
+
+#[test]
+fn conv_same_padding_is_asymmetric() {
+    use lqf::ops::{ConvSpec, Padding};
+    let s = ConvSpec { batch: 1, in_h: 224, in_w: 224, cin: 3, cout: 32, kh: 3, kw: 3, stride: 2, groups: 1, padding: Padding::Same };
+    let g = s.validate().unwrap();
+    assert_eq!((g.out_h, g.out_w, g.pad_top, g.pad_left), (112, 112, 0, 0));
+    let s = ConvSpec { kh: 5, kw: 5, in_h: 15, in_w: 15, ..s };
+    let g = s.validate().unwrap();
+    assert_eq!((g.out_h, g.pad_top), (8, 2));
+    let bad = ConvSpec { groups: 5, ..s };
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn elementwise_kernels() {
+    let g = gpu();
+    let mut rng = Rng::new(14);
+    let n = 70_001; // not a multiple of the workgroup size
+    let u: Vec<f32> = (0..n).map(|_| rng.range(-3.0, 9.0) as f32).collect();
+    let t = rng.vec_f32(n);
+    let (tu, tt) = (g.upload(&u).unwrap(), g.upload(&t).unwrap());
+    let (y, d, s) = (g.zeros(n).unwrap(), g.zeros(n).unwrap(), g.zeros(n).unwrap());
+    for alpha in [0.0f32, 0.01, 0.1] {
+        g.run(|rec| {
+            ew::leaky_relu6(rec, &tu, &y, alpha)?;
+            ew::leaky_relu6_grad_mul(rec, &tu, &tt, &d, alpha)?;
+            ew::axpby(rec, 0.5, &tu, -2.0, &tt, &s)
+        })
+        .unwrap();
+        let (ud, td) = (f64s(&u), f64s(&t));
+        let a = alpha as f64;
+        let scale = |v: &[f64]| v.iter().map(|x| x.abs().max(1.0)).collect::<Vec<_>>();
+        let want = cpu::elementwise::activation(&ud, a);
+        compare("leaky_relu6", &block(g.read(&y)).unwrap(), &want, &scale(&want), ELEMENTWISE_REL).unwrap();
+        let want = cpu::elementwise::activation_grad_mul(&ud, &td, a);
+        compare("leaky_relu6_grad_mul", &block(g.read(&d)).unwrap(), &want, &scale(&want), ELEMENTWISE_REL).unwrap();
+        let want = cpu::elementwise::axpby(0.5, &ud, -2.0, &td);
+        compare("axpby", &block(g.read(&s)).unwrap(), &want, &scale(&ud), ELEMENTWISE_REL).unwrap();
+    }
+}
+
+#[test]
+fn mse_residual_and_bias_row() {
+    let g = gpu();
+    let mut rng = Rng::new(15);
+    let (rows, classes) = (33, 7);
+    let f = rng.vec_f32(rows * classes);
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(classes) as u32).collect();
+    let (tf, tl, tr) = (g.upload(&f).unwrap(), g.upload_u32(&labels).unwrap(), g.zeros(rows * classes).unwrap());
+    let b = rng.vec_f32(classes);
+    let tb = g.upload(&b).unwrap();
+    let ty = g.upload(&f).unwrap();
+    g.run(|rec| {
+        ew::mse_residual(rec, &tf, &tl, classes, 5.0, &tr)?;
+        ew::add_row_vector(rec, &tb, &ty, classes)
+    })
+    .unwrap();
+    let want = cpu::elementwise::mse_residual(&f64s(&f), &labels, classes, 5.0);
+    compare("mse_residual", &block(g.read(&tr)).unwrap(), &want, &vec![5.0; want.len()], ELEMENTWISE_REL).unwrap();
+    let want: Vec<f64> = f.iter().enumerate().map(|(i, &v)| v as f64 + b[i % classes] as f64).collect();
+    compare("add_row_vector", &block(g.read(&ty)).unwrap(), &want, &vec![2.0; want.len()], ELEMENTWISE_REL).unwrap();
+    // A label outside the class range is a shape error on the host side only if lengths disagree.
+    assert!(g.run(|rec| ew::mse_residual(rec, &tf, &tl, 8, 1.0, &tr)).is_err());
+}
+
+#[test]
+fn pool_softmax_argmax() {
+    let g = gpu();
+    let mut rng = Rng::new(16);
+    let (n, hw, c) = (3, 49, 19);
+    let x = rng.vec_f32(n * hw * c);
+    let gy = rng.vec_f32(n * c);
+    let (tx, tg) = (g.upload(&x).unwrap(), g.upload(&gy).unwrap());
+    let (pooled, back) = (g.zeros(n * c).unwrap(), g.zeros(n * hw * c).unwrap());
+    let rows = 37;
+    let logits: Vec<f32> = rng.vec_f32(rows * c).iter().map(|v| v * 30.0).collect();
+    let tl = g.upload(&logits).unwrap();
+    let (sm, am) = (g.zeros(rows * c).unwrap(), g.zeros(rows).unwrap());
+    g.run(|rec| {
+        reduce::global_avg_pool(rec, &tx, n, hw, c, &pooled)?;
+        reduce::global_avg_pool_backward(rec, &tg, n, hw, c, &back)?;
+        reduce::softmax_rows(rec, &tl, rows, c, &sm)?;
+        reduce::argmax_rows(rec, &tl, rows, c, &am)
+    })
+    .unwrap();
+    let want = cpu::elementwise::global_avg_pool(&f64s(&x), n, hw, c);
+    compare("global_avg_pool", &block(g.read(&pooled)).unwrap(), &want, &vec![1.0; want.len()], F32_REL * 10.0).unwrap();
+    let want = cpu::elementwise::global_avg_pool_backward(&f64s(&gy), n, hw, c);
+    compare("global_avg_pool_backward", &block(g.read(&back)).unwrap(), &want, &vec![1.0; want.len()], ELEMENTWISE_REL).unwrap();
+    let want = cpu::elementwise::softmax_rows(&f64s(&logits), c);
+    let got = block(g.read(&sm)).unwrap();
+    compare("softmax_rows", &got, &want, &vec![1.0; want.len()], 1e-5).unwrap();
+    for r in got.chunks(c) {
+        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    assert_eq!(block(g.read_u32(&am)).unwrap(), cpu::elementwise::argmax_rows(&logits, c));
+}
+
+/// A well-conditioned SPD matrix like a damped K-FAC factor: XᵀX/rows + damping·I.
+fn spd_matrix(n: usize, rng: &mut Rng) -> Vec<f64> {
+    let rows = n + 8;
+    let x: Vec<f64> = (0..rows * n).map(|_| rng.range(-1.0, 1.0)).collect();
+    let mut a = vec![0.0; n * n];
+    cpu::gemm::gemm(&Gemm::new(n, n, rows).trans(true, false).scale(1.0 / rows as f32, 0.0), &x, &x, &mut a);
+    for i in 0..n {
+        a[i * n + i] += 0.1;
+    }
+    a
+}
+
+/// ‖A·A⁻¹ − I‖_max in f64 with the f32 inverse from the GPU.
+fn residual(a: &[f64], inv: &[f32], n: usize) -> f64 {
+    let mut prod = vec![0.0; n * n];
+    cpu::gemm::gemm(&Gemm::new(n, n, n), a, &f64s(inv), &mut prod);
+    (0..n * n).map(|i| (prod[i] - if i % (n + 1) == 0 { 1.0 } else { 0.0 }).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn spd_inverse_residual() {
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    for &n in &[1usize, 3, 17, 64, 65, 130, 300] {
+        let a = spd_matrix(n, &mut rng);
+        let ta = g.upload(&a.iter().map(|&v| v as f32).collect::<Vec<_>>()).unwrap();
+        let inv = block(spd::spd_inverse(g, &ta, n)).unwrap();
+        let got = block(g.read(&inv)).unwrap();
+        let r = residual(&a, &got, n);
+        assert!(r < SPD_RESIDUAL, "n={n}: ‖A·A⁻¹ − I‖ = {r:.2e}");
+        // And it agrees with the Cholesky reference.
+        let want = cpu::linalg::spd_inverse(&a, n).unwrap();
+        let norm = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = got.iter().zip(&want).fold(0.0f64, |m, (x, y)| m.max((*x as f64 - y).abs()));
+        assert!(diff / norm < SPD_RESIDUAL, "n={n}: vs Cholesky {:.2e}", diff / norm);
+    }
+}
+
+#[test]
+fn spd_inverse_rejects_indefinite() {
+    let g = gpu();
+    let n = 70;
+    let mut a = vec![0.0f32; n * n];
+    for i in 0..n {
+        a[i * n + i] = if i == 66 { -1.0 } else { 2.0 };
+    }
+    let ta = g.upload(&a).unwrap();
+    let err = block(spd::spd_inverse(g, &ta, n)).unwrap_err();
+    assert!(matches!(err, lqf::Error::NotPositiveDefinite { row: 64 }), "{err}");
+    let nan = g.upload(&vec![f32::NAN; 4]).unwrap();
+    assert!(block(spd::spd_inverse(g, &nan, 2)).is_err());
+    assert!(cpu::linalg::spd_inverse(&[1.0, 2.0, 2.0, 1.0], 2).is_err());
+}
