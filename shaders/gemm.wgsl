@@ -87,6 +87,20 @@ fn gemm_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c4: array<vec4<f32>>;
 
+// Row i, vec4 columns jb and jb + 1 of C (each only if in range).
+fn store4(base: u32, ldc: u32, i: u32, jb: u32, n4: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    if (i >= p.m) { return; }
+    let idx = base + i * ldc + jb;
+    var o0 = p.alpha * v0;
+    var o1 = p.alpha * v1;
+    if (p.beta != 0.0) {
+        o0 += p.beta * c4[idx];
+        if (jb + 1u < n4) { o1 += p.beta * c4[idx + 1u]; }
+    }
+    c4[idx] = o0;
+    if (jb + 1u < n4) { c4[idx + 1u] = o1; }
+}
+
 @compute @workgroup_size(8, 8, 1)
 fn gemm_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i0 = gid.y * 8u;
@@ -104,54 +118,55 @@ fn gemm_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m4 = p.m / 4u;
     let jb0 = j0 / 4u;
     let jb1 = min(jb0 + 1u, n4 - 1u);
+    let last_row = p.m - 1u;
+    let last_col = p.n - 1u;
     var acc: array<vec4<f32>, 16>;
     for (var k = 0u; k < p.k; k += 4u) {
-        // Rows of the 8x4 block of op(A): ar[r] = op(A)[i0 + r, k..k+4].
-        var ar: array<vec4<f32>, 8>;
-        if (TRANS_A) {
-            let ib0 = i0 / 4u;
-            let ib1 = min(ib0 + 1u, m4 - 1u);
-            let t0 = transpose(mat4x4<f32>(a4[base_a + k * lda + ib0], a4[base_a + (k + 1u) * lda + ib0],
-                                           a4[base_a + (k + 2u) * lda + ib0], a4[base_a + (k + 3u) * lda + ib0]));
-            let t1 = transpose(mat4x4<f32>(a4[base_a + k * lda + ib1], a4[base_a + (k + 1u) * lda + ib1],
-                                           a4[base_a + (k + 2u) * lda + ib1], a4[base_a + (k + 3u) * lda + ib1]));
-            for (var r = 0u; r < 4u; r++) { ar[r] = t0[r]; ar[r + 4u] = t1[r]; }
-        } else {
-            for (var r = 0u; r < 8u; r++) {
-                ar[r] = a4[base_a + min(i0 + r, p.m - 1u) * lda + k / 4u];
-            }
-        }
         // Columns of bm_h are rows of op(B)[k..k+4, j0 + 4h .. j0 + 4h + 4].
         var bm0: mat4x4<f32>;
         var bm1: mat4x4<f32>;
         if (TRANS_B) {
-            let kb = k / 4u;
-            bm0 = transpose(mat4x4<f32>(b4[base_b + min(j0, p.n - 1u) * ldb + kb], b4[base_b + min(j0 + 1u, p.n - 1u) * ldb + kb],
-                                        b4[base_b + min(j0 + 2u, p.n - 1u) * ldb + kb], b4[base_b + min(j0 + 3u, p.n - 1u) * ldb + kb]));
-            bm1 = transpose(mat4x4<f32>(b4[base_b + min(j0 + 4u, p.n - 1u) * ldb + kb], b4[base_b + min(j0 + 5u, p.n - 1u) * ldb + kb],
-                                        b4[base_b + min(j0 + 6u, p.n - 1u) * ldb + kb], b4[base_b + min(j0 + 7u, p.n - 1u) * ldb + kb]));
+            let kb = base_b + k / 4u;
+            bm0 = transpose(mat4x4<f32>(b4[kb + min(j0, last_col) * ldb], b4[kb + min(j0 + 1u, last_col) * ldb],
+                                        b4[kb + min(j0 + 2u, last_col) * ldb], b4[kb + min(j0 + 3u, last_col) * ldb]));
+            bm1 = transpose(mat4x4<f32>(b4[kb + min(j0 + 4u, last_col) * ldb], b4[kb + min(j0 + 5u, last_col) * ldb],
+                                        b4[kb + min(j0 + 6u, last_col) * ldb], b4[kb + min(j0 + 7u, last_col) * ldb]));
         } else {
-            bm0 = mat4x4<f32>(b4[base_b + k * ldb + jb0], b4[base_b + (k + 1u) * ldb + jb0],
-                              b4[base_b + (k + 2u) * ldb + jb0], b4[base_b + (k + 3u) * ldb + jb0]);
-            bm1 = mat4x4<f32>(b4[base_b + k * ldb + jb1], b4[base_b + (k + 1u) * ldb + jb1],
-                              b4[base_b + (k + 2u) * ldb + jb1], b4[base_b + (k + 3u) * ldb + jb1]);
+            let kb = base_b + k * ldb;
+            bm0 = mat4x4<f32>(b4[kb + jb0], b4[kb + ldb + jb0], b4[kb + 2u * ldb + jb0], b4[kb + 3u * ldb + jb0]);
+            bm1 = mat4x4<f32>(b4[kb + jb1], b4[kb + ldb + jb1], b4[kb + 2u * ldb + jb1], b4[kb + 3u * ldb + jb1]);
         }
-        for (var r = 0u; r < 8u; r++) {
-            acc[2u * r] += bm0 * ar[r];
-            acc[2u * r + 1u] += bm1 * ar[r];
-        }
-    }
-    for (var r = 0u; r < 8u; r++) {
-        let i = i0 + r;
-        if (i >= p.m) { break; }
-        for (var h = 0u; h < 2u; h++) {
-            let jb = jb0 + h;
-            if (jb < n4) {
-                let idx = base_c + i * ldc + jb;
-                var out = p.alpha * acc[2u * r + h];
-                if (p.beta != 0.0) { out += p.beta * c4[idx]; }
-                c4[idx] = out;
+        // Each row r of the 8x4 block of op(A) is consumed as soon as it is loaded, so it never
+        // lands in a private array (which CPU drivers keep in memory rather than registers).
+        if (TRANS_A) {
+            let ka = base_a + k * lda;
+            let ib0 = i0 / 4u;
+            let ib1 = min(ib0 + 1u, m4 - 1u);
+            let t0 = transpose(mat4x4<f32>(a4[ka + ib0], a4[ka + lda + ib0], a4[ka + 2u * lda + ib0], a4[ka + 3u * lda + ib0]));
+            let t1 = transpose(mat4x4<f32>(a4[ka + ib1], a4[ka + lda + ib1], a4[ka + 2u * lda + ib1], a4[ka + 3u * lda + ib1]));
+            for (var r = 0u; r < 4u; r++) {
+                acc[2u * r] += bm0 * t0[r];
+                acc[2u * r + 1u] += bm1 * t0[r];
+                acc[2u * r + 8u] += bm0 * t1[r];
+                acc[2u * r + 9u] += bm1 * t1[r];
+            }
+        } else {
+            let ka = base_a + k / 4u;
+            for (var r = 0u; r < 8u; r++) {
+                let av = a4[ka + min(i0 + r, last_row) * lda];
+                acc[2u * r] += bm0 * av;
+                acc[2u * r + 1u] += bm1 * av;
             }
         }
     }
+    // Constant indices only: a dynamically indexed `acc` would be spilled to memory for the
+    // whole K loop on CPU drivers.
+    store4(base_c, ldc, i0, jb0, n4, acc[0], acc[1]);
+    store4(base_c, ldc, i0 + 1u, jb0, n4, acc[2], acc[3]);
+    store4(base_c, ldc, i0 + 2u, jb0, n4, acc[4], acc[5]);
+    store4(base_c, ldc, i0 + 3u, jb0, n4, acc[6], acc[7]);
+    store4(base_c, ldc, i0 + 4u, jb0, n4, acc[8], acc[9]);
+    store4(base_c, ldc, i0 + 5u, jb0, n4, acc[10], acc[11]);
+    store4(base_c, ldc, i0 + 6u, jb0, n4, acc[12], acc[13]);
+    store4(base_c, ldc, i0 + 7u, jb0, n4, acc[14], acc[15]);
 }

@@ -14,14 +14,17 @@ struct Params {
 
 const NB: u32 = 64u;
 
+// Exactly 16 KiB, WebGPU's guaranteed workgroup storage. The pivot column needs no copy: it
+// is read in the update phase and only rewritten in the phase after it.
 var<workgroup> tile: array<f32, 4096>;  // NB × NB
-var<workgroup> col: array<f32, 64>;
 
 @group(0) @binding(0) var<storage, read> ia: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ipinv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> istatus: array<u32>;
 @group(0) @binding(3) var<uniform> ip: Params;
 
+// In-place Gauss-Jordan on the block: per pivot, scale its row, eliminate the other rows
+// (columns other than the pivot's), then rewrite the pivot column.
 @compute @workgroup_size(256, 1, 1)
 fn block_inverse(@builtin(local_invocation_index) lid: u32) {
     let bs = ip.bs;
@@ -37,9 +40,6 @@ fn block_inverse(@builtin(local_invocation_index) lid: u32) {
         if (lid == 0u && !(d > 0.0 && d < 3.0e38)) {
             istatus[0] = ip.block + 1u;
         }
-        for (var i = lid; i < bs; i += 256u) {
-            col[i] = tile[i * NB + piv];
-        }
         workgroupBarrier();
         for (var j = lid; j < bs; j += 256u) {
             tile[piv * NB + j] = select(tile[piv * NB + j] / d, 1.0 / d, j == piv);
@@ -48,12 +48,14 @@ fn block_inverse(@builtin(local_invocation_index) lid: u32) {
         for (var e = lid; e < bs * bs; e += 256u) {
             let i = e / bs;
             let j = e % bs;
+            if (i != piv && j != piv) {
+                tile[i * NB + j] -= tile[i * NB + piv] * tile[piv * NB + j];
+            }
+        }
+        workgroupBarrier();
+        for (var i = lid; i < bs; i += 256u) {
             if (i != piv) {
-                if (j == piv) {
-                    tile[i * NB + j] = -col[i] / d;
-                } else {
-                    tile[i * NB + j] -= col[i] * tile[piv * NB + j];
-                }
+                tile[i * NB + piv] = -tile[i * NB + piv] / d;
             }
         }
     }

@@ -4,10 +4,14 @@
 //! implementations in f32/f64 that every kernel is tested against), `nn` (per-layer forward,
 //! JVP and VJP rules built from the kernels), `bench` (figures, never timed tests).
 pub mod error;
+pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod rng;
+pub mod selftest;
 
 pub use error::{Error, Result};
+#[cfg(target_arch = "wasm32")]
+pub mod web;

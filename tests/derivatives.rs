@@ -1,9 +1,9 @@
 //! Derivatives: JVP vs central finite differences of the primal (f64 on the CPU, then GPU vs
 //! CPU), and the adjoint identity ⟨J v, u⟩ = ⟨v, Jᵀ u⟩ between the GPU's JVP and VJP passes,
 //! per layer and through a small residual network shaped like a MobileNetV2 block.
-mod checks;
 mod common;
 
+use lqf::selftest as checks;
 use checks::{compare, F32_REL};
 use common::{block, dot, f64s, gpu};
 use lqf::cpu::{self, rules};

@@ -1,7 +1,7 @@
 //! Every GPU kernel against its CPU reference, natively (lavapipe in CI), with named tolerances.
-mod checks;
 mod common;
 
+use lqf::selftest as checks;
 use checks::{compare, ELEMENTWISE_REL, F32_REL, SPD_RESIDUAL};
 use common::{block, f64s, gpu};
 use lqf::cpu;

@@ -137,6 +137,17 @@ impl Gpu {
         }
     }
 
+    /// Resolve once all submitted work has finished, natively and in the browser.
+    pub async fn finish(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.wait()?;
+        rx.await.map_err(|_| Error::DeviceLost("work-done callback dropped".into()))?;
+        self.check_alive()
+    }
+
     /// Block natively until submitted work is done (no-op in the browser, where the event loop drives it).
     pub fn wait(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]

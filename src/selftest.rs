@@ -1,12 +1,12 @@
-//! Test bodies shared by the native suite (`tests/kernels.rs`, lavapipe or a real GPU) and the
-//! browser suite (`tests/web.rs`, WebGPU in headless Chromium): one body, every device.
-//! Each returns Err with a description instead of panicking, so both harnesses report it.
-#![allow(dead_code)]
-use lqf::cpu;
-use lqf::gpu::kernels::{conv, gemm::{gemm, Gemm}};
-use lqf::gpu::Gpu;
-use lqf::ops::{ConvSpec, Padding};
-use lqf::rng::Rng;
+//! Kernel checks against the CPU references, as library code so one body runs on every device:
+//! the native tests (`tests/kernels.rs`, lavapipe or a real GPU), the browser tests (`tests/web.rs`,
+//! WebGPU in headless Chromium), `lqf selftest` and the web page's self-test on a user's own GPU.
+//! Each returns Err with a description instead of panicking, so every harness can report it.
+use crate::cpu;
+use crate::gpu::kernels::{conv, gemm::{gemm, Gemm}};
+use crate::gpu::Gpu;
+use crate::ops::{ConvSpec, Padding};
+use crate::rng::Rng;
 
 /// f32 kernels vs f64 references: |gpu − ref| ≤ F32_REL · (|A|·|B|)ᵢⱼ, i.e. relative to the sum
 /// of absolute products that entry accumulates (the natural scale of f32 rounding error).
@@ -44,7 +44,8 @@ pub async fn check_gemm(gpu: &Gpu, g: &Gemm, rng: &mut Rng) -> Result<f64, Strin
     let a = rng.vec_f32(len(g.off_a, g.stride_a, rows_a, g.lda));
     let b = rng.vec_f32(len(g.off_b, g.stride_b, rows_b, g.ldb));
     let c0 = rng.vec_f32(len(g.off_c, g.stride_c, g.m, g.ldc));
-    let (ta, tb, tc) = (gpu.upload(&a).unwrap(), gpu.upload(&b).unwrap(), gpu.upload(&c0).unwrap());
+    let e = |e: crate::Error| e.to_string();
+    let (ta, tb, tc) = (gpu.upload(&a).map_err(e)?, gpu.upload(&b).map_err(e)?, gpu.upload(&c0).map_err(e)?);
     gpu.run(|rec| gemm(rec, g, &ta, &tb, &tc)).map_err(|e| e.to_string())?;
     let got = gpu.read(&tc).await.map_err(|e| e.to_string())?;
     let mut want: Vec<f64> = cpu::cast(&c0);
@@ -91,14 +92,14 @@ pub async fn gemm_matches_reference(gpu: &Gpu) -> Result<(), String> {
 
 /// Convolution forward, backward data and backward weight against the f64 reference.
 pub async fn check_conv(gpu: &Gpu, s: &ConvSpec, rng: &mut Rng) -> Result<(), String> {
-    let e = |e: lqf::Error| e.to_string();
+    let e = |e: crate::Error| e.to_string();
     let out_len = s.output_len().map_err(e)?;
     let x = rng.vec_f32(s.input_len());
     let w = rng.vec_f32(s.weight_len());
     let b = rng.vec_f32(s.cout);
     let gy = rng.vec_f32(out_len);
     let y_prev = rng.vec_f32(out_len);
-    let (tx, tw, tb, tgy) = (gpu.upload(&x).unwrap(), gpu.upload(&w).unwrap(), gpu.upload(&b).unwrap(), gpu.upload(&gy).unwrap());
+    let (tx, tw, tb, tgy) = (gpu.upload(&x).map_err(e)?, gpu.upload(&w).map_err(e)?, gpu.upload(&b).map_err(e)?, gpu.upload(&gy).map_err(e)?);
     let ty = gpu.zeros(out_len).map_err(e)?;
     let tacc = gpu.upload(&y_prev).map_err(e)?;
     let tgx = gpu.zeros(s.input_len()).map_err(e)?;
@@ -164,4 +165,11 @@ pub async fn conv_matches_reference(gpu: &Gpu) -> Result<(), String> {
         check_conv(gpu, &s, &mut rng).await?;
     }
     Ok(())
+}
+
+/// Everything above, for `lqf selftest` and the web page: Ok(summary) or the first failure.
+pub async fn run_all(gpu: &Gpu) -> Result<String, String> {
+    gemm_matches_reference(gpu).await?;
+    conv_matches_reference(gpu).await?;
+    Ok(format!("GEMM (all transposes, batched, odd sizes) and conv2d (forward, backward data and weight; {} geometries) match the CPU reference on {}", conv_specs().len(), gpu.adapter))
 }

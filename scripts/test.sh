@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: native kernels on the local adapter (lavapipe without a GPU), the
+# browser suite on WebGPU in headless Chromium, and a type-check of the macOS/Metal build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+echo "== native tests"
+cargo test --release
+
+echo "== Metal path (type-check for aarch64-apple-darwin)"
+cargo check --release --target aarch64-apple-darwin --all-targets
+
+echo "== browser tests (WebGPU in headless Chromium)"
+export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+cargo test --release --target wasm32-unknown-unknown --test web

@@ -1,0 +1,114 @@
+//! Kernel throughput figures (GFLOP/s), the same code natively and in the browser.
+//! These print numbers; they are never timed tests.
+use crate::error::Result;
+use crate::gpu::kernels::{conv, gemm::{gemm, Gemm}};
+use crate::gpu::{Gpu, Recorder};
+use crate::ops::{ConvSpec, Padding};
+use crate::rng::Rng;
+
+/// Milliseconds from an arbitrary origin.
+pub fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    pub name: String,
+    pub gflop: f64,
+    /// Best of the timed repetitions, in milliseconds.
+    pub ms: f64,
+}
+
+impl Figure {
+    pub fn gflops(&self) -> f64 {
+        self.gflop / (self.ms / 1e3)
+    }
+    pub fn to_json(&self) -> String {
+        format!("{{\"name\":\"{}\",\"gflop\":{:.6},\"ms\":{:.4},\"gflops\":{:.3}}}", self.name, self.gflop, self.ms, self.gflops())
+    }
+}
+
+/// Time `f` (one recorded batch of work): one warm-up (pipeline compilation), then the best of `reps`.
+async fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut(&mut Recorder<'_>) -> Result<()>) -> Result<f64> {
+    let mut best = f64::MAX;
+    for i in 0..=reps {
+        let t0 = now_ms();
+        let mut rec = gpu.recorder();
+        f(&mut rec)?;
+        gpu.submit(rec);
+        gpu.finish().await?;
+        if i > 0 {
+            best = best.min(now_ms() - t0);
+        }
+    }
+    Ok(best)
+}
+
+pub async fn bench_gemm(gpu: &Gpu, g: &Gemm, reps: usize) -> Result<Figure> {
+    let mut rng = Rng::new(0);
+    let rows_a = if g.trans_a { g.k } else { g.m };
+    let rows_b = if g.trans_b { g.n } else { g.k };
+    let a = gpu.upload(&rng.vec_f32(rows_a * g.lda * g.batch))?;
+    let b = gpu.upload(&rng.vec_f32(rows_b * g.ldb * g.batch))?;
+    let c = gpu.zeros(g.m * g.ldc * g.batch)?;
+    let ms = time(gpu, reps, |rec| gemm(rec, g, &a, &b, &c)).await?;
+    let t = |x: bool| if x { "T" } else { "N" };
+    Ok(Figure { name: format!("gemm {}x{}x{} {}{} b{}", g.m, g.n, g.k, t(g.trans_a), t(g.trans_b), g.batch), gflop: g.flops() / 1e9, ms })
+}
+
+pub async fn bench_conv(gpu: &Gpu, name: &str, s: &ConvSpec, reps: usize) -> Result<Figure> {
+    let mut rng = Rng::new(0);
+    let x = gpu.upload(&rng.vec_f32(s.input_len()))?;
+    let w = gpu.upload(&rng.vec_f32(s.weight_len()))?;
+    let b = gpu.upload(&rng.vec_f32(s.cout))?;
+    let y = gpu.zeros(s.output_len()?)?;
+    let ms = time(gpu, reps, |rec| conv::conv2d(rec, s, &x, &w, Some(&b), &y, false)).await?;
+    Ok(Figure { name: format!("conv {name} b{}", s.batch), gflop: s.flops() / 1e9, ms })
+}
+
+/// Representative MobileNetV2 convolutions at 224×224 input (name, spec).
+pub fn mobilenet_v2_convs(batch: usize) -> Vec<(&'static str, ConvSpec)> {
+    let c = |hw, cin, cout, k, stride, groups| ConvSpec {
+        batch, in_h: hw, in_w: hw, cin, cout, kh: k, kw: k, stride, groups,
+        padding: Padding::Symmetric(k / 2, k / 2),
+    };
+    vec![
+        ("stem 3x3/2 3->32 @224", c(224, 3, 32, 3, 2, 1)),
+        ("dw 3x3 32 @112", c(112, 32, 32, 3, 1, 32)),
+        ("pw 32->16 @112", c(112, 32, 16, 1, 1, 1)),
+        ("pw 16->96 @112", c(112, 16, 96, 1, 1, 1)),
+        ("dw 3x3/2 96 @112", c(112, 96, 96, 3, 2, 96)),
+        ("pw 24->144 @56", c(56, 24, 144, 1, 1, 1)),
+        ("dw 3x3 144 @56", c(56, 144, 144, 3, 1, 144)),
+        ("pw 144->24 @56", c(56, 144, 24, 1, 1, 1)),
+        ("dw 3x3 384 @14", c(14, 384, 384, 3, 1, 384)),
+        ("pw 384->64 @14", c(14, 384, 64, 1, 1, 1)),
+        ("pw 960->160 @7", c(7, 960, 160, 1, 1, 1)),
+        ("pw 320->1280 @7", c(7, 320, 1280, 1, 1, 1)),
+    ]
+}
+
+/// The standard set: square GEMMs, then MobileNetV2's convolutions at batch 1.
+pub async fn run_all(gpu: &Gpu, reps: usize, mut report: impl FnMut(&Figure)) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for n in [512, 1024] {
+        let f = bench_gemm(gpu, &Gemm::new(n, n, n), reps).await?;
+        report(&f);
+        out.push(f);
+    }
+    for (name, s) in mobilenet_v2_convs(1) {
+        let f = bench_conv(gpu, name, &s, reps).await?;
+        report(&f);
+        out.push(f);
+    }
+    Ok(out)
+}
