@@ -247,3 +247,15 @@ fn spd_inverse_rejects_indefinite() {
     assert!(block(spd::spd_inverse(g, &nan, 2)).is_err());
     assert!(cpu::linalg::spd_inverse(&[1.0, 2.0, 2.0, 1.0], 2).is_err());
 }
+
+/// No adapter of the requested kind: a typed, readable error rather than a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn missing_adapter_is_a_typed_error() {
+    if std::env::var_os("WGPU_BACKEND").is_some() {
+        return; // the variable overrides the choice below
+    }
+    let err = block(lqf::gpu::Gpu::new(lqf::gpu::BackendChoice::Metal)).err().expect("no Metal on Linux");
+    assert!(matches!(err, lqf::Error::NoAdapter(_)), "{err}");
+    assert!(err.to_string().contains("mesa-vulkan-drivers"), "{err}");
+}

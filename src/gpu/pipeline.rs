@@ -49,10 +49,20 @@ impl PipelineCache {
         let module = modules
             .entry(shader.name)
             .or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                })
+                };
+                // Bounds checks stay on. Loop bounding (an extra counter and branch in every loop,
+                // wgpu's guard against infinite loops in untrusted shaders) is off: it costs ~10%
+                // in the GEMM inner loop on lavapipe (15.9 -> 17.6 GFLOP/s at 1024³, interleaved
+                // runs).
+                let mut checks = wgpu::ShaderRuntimeChecks::checked();
+                checks.force_loop_bounding = false;
+                // SAFETY: these are our own shaders, not user input. Every loop runs to a bound
+                // taken from a uniform that a launcher validated against tensor lengths (< 2^30
+                // elements), with a positive step that cannot wrap, so every loop terminates.
+                unsafe { device.create_shader_module_trusted(desc, checks) }
             })
             .clone();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
