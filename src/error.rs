@@ -20,6 +20,14 @@ pub enum Error {
     TooLarge { bytes: u64, limit: u64 },
     #[error("matrix is not symmetric positive definite (non-positive or non-finite pivot at row {row})")]
     NotPositiveDefinite { row: usize },
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("weights do not match {arch}: {detail}")]
+    WeightsMismatch { arch: String, detail: String },
+    #[error("image {name}: {reason}")]
+    Image { name: String, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
@@ -28,4 +36,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn shape_err(op: &'static str, detail: impl Into<String>) -> Error {
     Error::Shape { op, detail: detail.into() }
+}
+
+pub(crate) fn io_err(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.as_ref().display().to_string();
+    move |source| Error::Io { path, source }
 }

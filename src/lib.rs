@@ -7,6 +7,7 @@ pub mod error;
 pub mod bench;
 pub mod cpu;
 pub mod gpu;
+pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod rng;
@@ -15,3 +16,5 @@ pub mod selftest;
 pub use error::{Error, Result};
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fsutil;

@@ -36,8 +36,8 @@ impl Gpu {
     }
 }
 
-impl Recorder<'_> {
-    pub fn gpu(&self) -> &Gpu {
+impl<'g> Recorder<'g> {
+    pub fn gpu(&self) -> &'g Gpu {
         self.gpu
     }
 
