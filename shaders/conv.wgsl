@@ -1,6 +1,7 @@
 // 2-D convolution over NHWC activations with HWIO weights [kh, kw, cin/groups, cout]:
 // any kernel size, stride, groups (depthwise included), symmetric or TF-"SAME" padding
-// (given here as resolved top/left pads), optional folded bias, optional accumulate into y.
+// (given here as resolved top/left pads), optional folded bias, optional accumulate into y,
+// optional fused activation: y = act(conv(x) + bias [+ y]).
 // Also the two transposes: backward data (dx) and backward weight (dw).
 // 1x1 stride-1 ungrouped convolutions never come here: the launcher sends them to the GEMM.
 
@@ -8,8 +9,19 @@ struct Params {
     batch: u32, in_h: u32, in_w: u32, cin: u32,
     cout: u32, kh: u32, kw: u32, stride: u32,
     groups: u32, out_h: u32, out_w: u32, pad_top: u32,
-    pad_left: u32, has_bias: u32, accumulate: u32, _p0: u32,
-    alpha: f32, beta: f32, _p1: u32, _p2: u32,
+    pad_left: u32, has_bias: u32, accumulate: u32, act: u32,
+    alpha: f32, beta: f32, act_alpha: f32, _p2: u32,
+}
+
+// Fused epilogue of the forward kernels: leaky-ReLU6 with slope act_alpha, when act != 0.
+fn leaky_relu6(u: f32, a: f32) -> f32 {
+    if (u < 0.0) { return a * u; }
+    if (u > 6.0) { return 6.0 + a * (u - 6.0); }
+    return u;
+}
+fn act4(v: vec4<f32>, on: u32, a: f32) -> vec4<f32> {
+    if (on == 0u) { return v; }
+    return vec4<f32>(leaky_relu6(v.x, a), leaky_relu6(v.y, a), leaky_relu6(v.z, a), leaky_relu6(v.w, a));
 }
 
 const WG: u32 = 64u;
@@ -72,6 +84,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             var v = acc[t];
             if (p.has_bias != 0u) { v += fbias[c]; }
             if (p.accumulate != 0u) { v += fy[yb + c]; }
+            if (p.act != 0u) { v = leaky_relu6(v, p.act_alpha); }
             fy[yb + c] = v;
         }
     }
@@ -152,4 +165,129 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     var v = p.alpha * acc;
     if (p.beta != 0.0) { v += p.beta * wdw[id]; }
     wdw[id] = v;
+}
+
+// ------------------------------------------------------------------ depthwise, vec4 channels
+// Depthwise (groups = cin = cout) with channels a multiple of 4: every invocation owns four
+// channels (one vec4) at four consecutive output pixels of a row, so each tap costs one vec4
+// weight load shared by four vec4 FMAs. Accumulators are separate variables (constant indices).
+@group(0) @binding(0) var<storage, read> vx: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> vw: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> vbias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> vy: array<vec4<f32>>;
+@group(0) @binding(4) var<uniform> vp: Params;
+
+fn dw_tap(n: u32, iy: i32, ix: i32, c4: u32, nc4: u32, wv: vec4<f32>) -> vec4<f32> {
+    if (ix < 0 || ix >= i32(vp.in_w)) { return vec4<f32>(0.0); }
+    return vx[((n * vp.in_h + u32(iy)) * vp.in_w + u32(ix)) * nc4 + c4] * wv;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = vp;
+    let id = linear_id(gid, nwg);
+    let nc4 = p.cout / 4u;
+    let ntx = (p.out_w + 3u) / 4u;
+    if (id >= p.batch * p.out_h * ntx * nc4) { return; }
+    let c4 = id % nc4;
+    let tx = (id / nc4) % ntx;
+    let oy = (id / (nc4 * ntx)) % p.out_h;
+    let n = id / (nc4 * ntx * p.out_h);
+    let ox0 = tx * 4u;
+    let s = i32(p.stride);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
+        if (iy < 0 || iy >= i32(p.in_h)) { continue; }
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let wv = vw[(ky * p.kw + kx) * nc4 + c4];
+            let ix = i32(ox0 * p.stride + kx) - i32(p.pad_left);
+            a0 += dw_tap(n, iy, ix, c4, nc4, wv);
+            a1 += dw_tap(n, iy, ix + s, c4, nc4, wv);
+            a2 += dw_tap(n, iy, ix + 2 * s, c4, nc4, wv);
+            a3 += dw_tap(n, iy, ix + 3 * s, c4, nc4, wv);
+        }
+    }
+    var b = vec4<f32>(0.0);
+    if (p.has_bias != 0u) { b = vbias[c4]; }
+    let row = (n * p.out_h + oy) * p.out_w;
+    dw_store(row, ox0, c4, nc4, a0 + b);
+    dw_store(row, ox0 + 1u, c4, nc4, a1 + b);
+    dw_store(row, ox0 + 2u, c4, nc4, a2 + b);
+    dw_store(row, ox0 + 3u, c4, nc4, a3 + b);
+}
+
+fn dw_store(row: u32, ox: u32, c4: u32, nc4: u32, v: vec4<f32>) {
+    if (ox >= vp.out_w) { return; }
+    let idx = (row + ox) * nc4 + c4;
+    var out = v;
+    if (vp.accumulate != 0u) { out += vy[idx]; }
+    vy[idx] = act4(out, vp.act, vp.act_alpha);
+}
+
+// ------------------------------------------------------------------ dense, vec4 output channels
+// Ungrouped convolution with cout a multiple of 4 (the stems, 3×3 on RGB): every invocation owns
+// four output channels (one vec4 of weights per input channel and tap) at four consecutive
+// output pixels of a row, so each weight load feeds four vec4 FMAs.
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> dw4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dbias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dy4: array<vec4<f32>>;
+@group(0) @binding(4) var<uniform> dnp: Params;
+
+fn dense_tap(base_row: u32, ix: i32, ci: u32) -> f32 {
+    if (ix < 0 || ix >= i32(dnp.in_w)) { return 0.0; }
+    return dx[(base_row + u32(ix)) * dnp.cin + ci];
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn dense_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = dnp;
+    let id = linear_id(gid, nwg);
+    let nc4 = p.cout / 4u;
+    let ntx = (p.out_w + 3u) / 4u;
+    if (id >= p.batch * p.out_h * ntx * nc4) { return; }
+    let c4 = id % nc4;
+    let tx = (id / nc4) % ntx;
+    let oy = (id / (nc4 * ntx)) % p.out_h;
+    let n = id / (nc4 * ntx * p.out_h);
+    let ox0 = tx * 4u;
+    let s = i32(p.stride);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
+        if (iy < 0 || iy >= i32(p.in_h)) { continue; }
+        let row = (n * p.in_h + u32(iy)) * p.in_w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = i32(ox0 * p.stride + kx) - i32(p.pad_left);
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let wv = dw4[((ky * p.kw + kx) * p.cin + ci) * nc4 + c4];
+                a0 = fma(vec4<f32>(dense_tap(row, ix, ci)), wv, a0);
+                a1 = fma(vec4<f32>(dense_tap(row, ix + s, ci)), wv, a1);
+                a2 = fma(vec4<f32>(dense_tap(row, ix + 2 * s, ci)), wv, a2);
+                a3 = fma(vec4<f32>(dense_tap(row, ix + 3 * s, ci)), wv, a3);
+            }
+        }
+    }
+    var b = vec4<f32>(0.0);
+    if (p.has_bias != 0u) { b = dbias[c4]; }
+    let orow = (n * p.out_h + oy) * p.out_w;
+    dense_store(orow, ox0, c4, nc4, a0 + b);
+    dense_store(orow, ox0 + 1u, c4, nc4, a1 + b);
+    dense_store(orow, ox0 + 2u, c4, nc4, a2 + b);
+    dense_store(orow, ox0 + 3u, c4, nc4, a3 + b);
+}
+
+fn dense_store(row: u32, ox: u32, c4: u32, nc4: u32, v: vec4<f32>) {
+    if (ox >= dnp.out_w) { return; }
+    let idx = (row + ox) * nc4 + c4;
+    var out = v;
+    if (dnp.accumulate != 0u) { out += dy4[idx]; }
+    dy4[idx] = act4(out, dnp.act, dnp.act_alpha);
 }

@@ -9,24 +9,47 @@
 //    leading dimension, offset and batch stride to be a multiple of 4 (the launcher checks).
 //  - gemm_scalar: 4x4 outputs per invocation, any shape.
 // Out-of-range rows/columns load from a clamped valid address and are not stored.
+// Epilogue (fused, so a 1×1 convolution is one pass over its output):
+//   C = act(alpha·op(A)·op(B) + beta·C + bias[j])   bias and act (leaky-ReLU6) optional.
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
     lda: u32, ldb: u32, ldc: u32, _p0: u32,
     off_a: u32, off_b: u32, off_c: u32, _p1: u32,
     stride_a: u32, stride_b: u32, stride_c: u32, _p2: u32,
-    alpha: f32, beta: f32, _p3: u32, _p4: u32,
+    alpha: f32, beta: f32, has_bias: u32, act: u32,
+    act_alpha: f32, _p3: u32, _p4: u32, _p5: u32,
+}
+
+fn leaky_relu6(u: f32, a: f32) -> f32 {
+    if (u < 0.0) { return a * u; }
+    if (u > 6.0) { return 6.0 + a * (u - 6.0); }
+    return u;
+}
+
+fn epilogue4(v: vec4<f32>, bias: vec4<f32>) -> vec4<f32> {
+    var o = v;
+    if (p.has_bias != 0u) { o += bias; }
+    if (p.act != 0u) {
+        o = vec4<f32>(leaky_relu6(o.x, p.act_alpha), leaky_relu6(o.y, p.act_alpha), leaky_relu6(o.z, p.act_alpha), leaky_relu6(o.w, p.act_alpha));
+    }
+    return o;
 }
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+// Workgroup shape of the vec4 kernel (64 invocations): narrow outputs use fewer columns so
+// no SIMD batch of invocations is mostly idle.
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
 
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<uniform> p: Params;
 
 // ---------------------------------------------------------------- scalar path (any shape)
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
 
 fn ld_a(base: u32, i: u32, kk: u32) -> f32 {
     if (TRANS_A) { return a[base + kk * p.lda + i]; }
@@ -45,6 +68,8 @@ fn store_row(base: u32, i: u32, j0: u32, v: vec4<f32>) {
             let idx = base + i * p.ldc + j;
             var out = p.alpha * v[t];
             if (p.beta != 0.0) { out += p.beta * c[idx]; }
+            if (p.has_bias != 0u) { out += bias[j]; }
+            if (p.act != 0u) { out = leaky_relu6(out, p.act_alpha); }
             c[idx] = out;
         }
     }
@@ -86,22 +111,30 @@ fn gemm_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
 
 // Row i, vec4 columns jb and jb + 1 of C (each only if in range).
 fn store4(base: u32, ldc: u32, i: u32, jb: u32, n4: u32, v0: vec4<f32>, v1: vec4<f32>) {
     if (i >= p.m) { return; }
     let idx = base + i * ldc + jb;
+    let jb1 = min(jb + 1u, n4 - 1u);
     var o0 = p.alpha * v0;
     var o1 = p.alpha * v1;
     if (p.beta != 0.0) {
         o0 += p.beta * c4[idx];
         if (jb + 1u < n4) { o1 += p.beta * c4[idx + 1u]; }
     }
-    c4[idx] = o0;
-    if (jb + 1u < n4) { c4[idx + 1u] = o1; }
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    if (p.has_bias != 0u) {
+        b0 = bias4[jb];
+        b1 = bias4[jb1];
+    }
+    c4[idx] = epilogue4(o0, b0);
+    if (jb + 1u < n4) { c4[idx + 1u] = epilogue4(o1, b1); }
 }
 
-@compute @workgroup_size(8, 8, 1)
+@compute @workgroup_size(WG_X, WG_Y, 1)
 fn gemm_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i0 = gid.y * 8u;
     let j0 = gid.x * 8u;

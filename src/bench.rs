@@ -26,14 +26,28 @@ pub struct Figure {
     pub gflop: f64,
     /// Best of the timed repetitions, in milliseconds.
     pub ms: f64,
+    /// Images processed per repetition (0 for a kernel figure).
+    pub images: usize,
 }
 
 impl Figure {
     pub fn gflops(&self) -> f64 {
         self.gflop / (self.ms / 1e3)
     }
+    pub fn images_per_s(&self) -> f64 {
+        self.images as f64 / (self.ms / 1e3)
+    }
     pub fn to_json(&self) -> String {
-        format!("{{\"name\":\"{}\",\"gflop\":{:.6},\"ms\":{:.4},\"gflops\":{:.3}}}", self.name, self.gflop, self.ms, self.gflops())
+        let mut s = format!("{{\"name\":\"{}\",\"gflop\":{:.6},\"ms\":{:.4},\"gflops\":{:.3}", self.name, self.gflop, self.ms, self.gflops());
+        if self.images > 0 {
+            s += &format!(",\"images_per_s\":{:.3}", self.images_per_s());
+        }
+        s + "}"
+    }
+    /// One aligned line for terminals.
+    pub fn line(&self) -> String {
+        let extra = if self.images > 0 { format!(" {:>8.2} images/s", self.images_per_s()) } else { String::new() };
+        format!("{:<36} {:>9.3} ms {:>8.2} GFLOP/s{extra}", self.name, self.ms, self.gflops())
     }
 }
 
@@ -62,7 +76,7 @@ pub async fn bench_gemm(gpu: &Gpu, g: &Gemm, reps: usize) -> Result<Figure> {
     let c = gpu.zeros(g.m * g.ldc * g.batch)?;
     let ms = time(gpu, reps, |rec| gemm(rec, g, &a, &b, &c)).await?;
     let t = |x: bool| if x { "T" } else { "N" };
-    Ok(Figure { name: format!("gemm {}x{}x{} {}{} b{}", g.m, g.n, g.k, t(g.trans_a), t(g.trans_b), g.batch), gflop: g.flops() / 1e9, ms })
+    Ok(Figure { name: format!("gemm {}x{}x{} {}{} b{}", g.m, g.n, g.k, t(g.trans_a), t(g.trans_b), g.batch), gflop: g.flops() / 1e9, ms, images: 0 })
 }
 
 pub async fn bench_conv(gpu: &Gpu, name: &str, s: &ConvSpec, reps: usize) -> Result<Figure> {
@@ -72,7 +86,7 @@ pub async fn bench_conv(gpu: &Gpu, name: &str, s: &ConvSpec, reps: usize) -> Res
     let b = gpu.upload(&rng.vec_f32(s.cout))?;
     let y = gpu.zeros(s.output_len()?)?;
     let ms = time(gpu, reps, |rec| conv::conv2d(rec, s, &x, &w, Some(&b), &y, false)).await?;
-    Ok(Figure { name: format!("conv {name} b{}", s.batch), gflop: s.flops() / 1e9, ms })
+    Ok(Figure { name: format!("conv {name} b{}", s.batch), gflop: s.flops() / 1e9, ms, images: 0 })
 }
 
 /// Representative MobileNetV2 convolutions at 224×224 input (name, spec).
@@ -111,4 +125,18 @@ pub async fn run_all(gpu: &Gpu, reps: usize, mut report: impl FnMut(&Figure)) ->
         out.push(f);
     }
     Ok(out)
+}
+
+/// End-to-end inference: upload `batch` images, run the backbone to the logits, read them back.
+pub async fn bench_backbone(gpu: &Gpu, net: &crate::model::Backbone, batch: usize, reps: usize) -> Result<Figure> {
+    let mut rng = Rng::new(0);
+    let x = rng.vec_f32(batch * net.input_hwc().len());
+    net.logits(gpu, &x, batch).await?; // warm-up: pipelines
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t0 = now_ms();
+        net.logits(gpu, &x, batch).await?;
+        best = best.min(now_ms() - t0);
+    }
+    Ok(Figure { name: format!("{} forward b{batch}", net.arch().id()), gflop: net.def.flops() * batch as f64 / 1e9, ms: best, images: batch })
 }

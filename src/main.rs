@@ -20,7 +20,7 @@ mod cli {
         Info,
         /// Check the GPU kernels against the CPU reference on this adapter.
         Selftest,
-        /// Kernel throughput: GEMM 512³/1024³ and MobileNetV2's convolutions, in GFLOP/s.
+        /// Kernel throughput (GEMM 512³/1024³, MobileNetV2's convolutions) and backbone images/s.
         Bench {
             /// Machine-readable output on stdout.
             #[arg(long)]
@@ -78,12 +78,20 @@ mod cli {
 
     fn bench(json: bool, reps: usize) -> Res {
         let gpu = open()?;
-        let figures = pollster::block_on(lqf::bench::run_all(&gpu, reps, |f| {
+        let report = |f: &lqf::bench::Figure| {
             if !json {
-                println!("{:<34} {:>9.3} ms {:>8.2} GFLOP/s", f.name, f.ms, f.gflops());
+                println!("{}", f.line());
             }
-        }))
-        .map_err(|e| e.to_string())?;
+        };
+        let mut figures = pollster::block_on(lqf::bench::run_all(&gpu, reps, report)).map_err(|e| e.to_string())?;
+        for arch in Arch::ALL {
+            let net = load_backbone(&gpu, arch, None)?;
+            for batch in [1, 32] {
+                let f = pollster::block_on(lqf::bench::bench_backbone(&gpu, &net, batch, reps.min(3))).map_err(|e| e.to_string())?;
+                report(&f);
+                figures.push(f);
+            }
+        }
         if json {
             let items: Vec<String> = figures.iter().map(|f| f.to_json()).collect();
             println!("{{\"adapter\":{:?},\"figures\":[{}]}}", gpu.adapter.to_string(), items.join(","));

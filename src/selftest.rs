@@ -3,9 +3,9 @@
 //! WebGPU in headless Chromium), `lqf selftest` and the web page's self-test on a user's own GPU.
 //! Each returns Err with a description instead of panicking, so every harness can report it.
 use crate::cpu;
-use crate::gpu::kernels::{conv, gemm::{gemm, Gemm}};
+use crate::gpu::kernels::{conv, gemm::{gemm, gemm_fused, Epilogue, Gemm}};
 use crate::gpu::Gpu;
-use crate::ops::{ConvSpec, Padding};
+use crate::ops::{ConvSpec, LeakyRelu6, Padding};
 use crate::rng::Rng;
 
 /// f32 kernels vs f64 references: |gpu − ref| ≤ F32_REL · (|A|·|B|)ᵢⱼ, i.e. relative to the sum
@@ -61,6 +61,26 @@ pub async fn check_gemm(gpu: &Gpu, g: &Gemm, rng: &mut Rng) -> Result<f64, Strin
     compare(&format!("gemm {g:?}"), &got, &want, &scale, F32_REL)
 }
 
+/// The fused bias + leaky-ReLU6 epilogue, on both GEMM paths (aligned and odd shapes).
+pub async fn check_gemm_epilogue(gpu: &Gpu, rng: &mut Rng) -> Result<(), String> {
+    let e = |e: crate::Error| e.to_string();
+    for &(m, n, k) in &[(37, 24, 16), (9, 7, 5), (70, 136, 32)] {
+        let g = Gemm::new(m, n, k);
+        let (a, b, bias) = (rng.vec_f32(m * k), rng.vec_f32(k * n), rng.vec_f32(n));
+        let (ta, tb, tbias, tc) = (gpu.upload(&a).map_err(e)?, gpu.upload(&b).map_err(e)?, gpu.upload(&bias).map_err(e)?, gpu.zeros(m * n).map_err(e)?);
+        let act = LeakyRelu6 { alpha: 0.1 };
+        gpu.run(|rec| gemm_fused(rec, &g, &ta, &tb, &tc, Epilogue { bias: Some(&tbias), act: Some(act) })).map_err(e)?;
+        let mut want = vec![0.0f64; m * n];
+        cpu::gemm::gemm(&g, &cpu::cast::<f32, f64>(&a), &cpu::cast::<f32, f64>(&b), &mut want);
+        cpu::gemm::epilogue(&mut want, m, n, n, Some(&cpu::cast::<f32, f64>(&bias)), Some(0.1));
+        let mut scale = vec![0.0f64; m * n];
+        cpu::gemm::gemm(&g, &abs(&a), &abs(&b), &mut scale);
+        let scale: Vec<f64> = scale.iter().map(|v| v + 1.0).collect();
+        compare(&format!("gemm epilogue {m}x{n}x{k} (vec4 path: {})", g.vec4_ok()), &gpu.read(&tc).await.map_err(e)?, &want, &scale, F32_REL)?;
+    }
+    Ok(())
+}
+
 /// GEMM over every transpose combination, odd and aligned sizes, batching, offsets and alpha/beta.
 pub async fn gemm_matches_reference(gpu: &Gpu) -> Result<(), String> {
     let mut rng = Rng::new(1);
@@ -87,7 +107,7 @@ pub async fn gemm_matches_reference(gpu: &Gpu) -> Result<(), String> {
     g.stride_b = g.ldb * 13;
     g.stride_c = g.ldc * 9 + 3;
     check_gemm(gpu, &g, &mut rng).await?;
-    Ok(())
+    check_gemm_epilogue(gpu, &mut rng).await
 }
 
 /// Convolution forward, backward data and backward weight against the f64 reference.
@@ -101,12 +121,14 @@ pub async fn check_conv(gpu: &Gpu, s: &ConvSpec, rng: &mut Rng) -> Result<(), St
     let y_prev = rng.vec_f32(out_len);
     let (tx, tw, tb, tgy) = (gpu.upload(&x).map_err(e)?, gpu.upload(&w).map_err(e)?, gpu.upload(&b).map_err(e)?, gpu.upload(&gy).map_err(e)?);
     let ty = gpu.zeros(out_len).map_err(e)?;
+    let tact = gpu.zeros(out_len).map_err(e)?;
     let tacc = gpu.upload(&y_prev).map_err(e)?;
     let tgx = gpu.zeros(s.input_len()).map_err(e)?;
     let tgw = gpu.upload(&vec![0.25; s.weight_len()]).map_err(e)?;
     let tgb = gpu.upload(&vec![0.25; s.cout]).map_err(e)?;
     gpu.run(|rec| {
         conv::conv2d(rec, s, &tx, &tw, Some(&tb), &ty, false)?;
+        conv::conv2d_act(rec, s, &tx, &tw, Some(&tb), Some(LeakyRelu6 { alpha: 0.1 }), &tact, false)?;
         conv::conv2d(rec, s, &tx, &tw, None, &tacc, true)?;
         conv::conv2d_backward_data(rec, s, &tgy, &tw, &tgx)?;
         // alpha = 2, beta = 1: accumulate onto the 0.25 already there.
@@ -121,6 +143,8 @@ pub async fn check_conv(gpu: &Gpu, s: &ConvSpec, rng: &mut Rng) -> Result<(), St
     let want = cpu::conv::conv2d(s, &xd, &wd, Some(&bd));
     let scale = cpu::conv::conv2d(s, &xa, &wa, Some(&ones));
     compare(&format!("conv2d {name}"), &gpu.read(&ty).await.map_err(e)?, &want, &scale, F32_REL)?;
+    let want_act = cpu::elementwise::activation(&want, 0.1);
+    compare(&format!("conv2d + leaky_relu6 {name}"), &gpu.read(&tact).await.map_err(e)?, &want_act, &scale, F32_REL)?;
     // forward accumulate, no bias
     let mut want = cpu::conv::conv2d(s, &xd, &wd, None);
     let mut scale = cpu::conv::conv2d(s, &xa, &wa, None);
@@ -150,12 +174,16 @@ pub fn conv_specs() -> Vec<ConvSpec> {
     vec![
         c(2, (9, 7), 3, 8, (3, 3), 2, 1, Padding::Symmetric(1, 1)),  // MobileNetV2 stem, odd size
         c(2, (8, 8), 3, 5, (3, 3), 2, 1, Padding::Same),             // EfficientNet stem: pads 0 top/left, 1 bottom/right
-        c(1, (7, 9), 6, 6, (3, 3), 1, 6, Padding::Symmetric(1, 1)),  // depthwise
+        c(1, (7, 9), 6, 6, (3, 3), 1, 6, Padding::Symmetric(1, 1)),  // depthwise, channels not in vec4s
+        c(2, (9, 11), 8, 8, (3, 3), 1, 8, Padding::Symmetric(1, 1)), // depthwise vec4 kernel, ragged row tiles
+        c(1, (10, 13), 12, 12, (3, 3), 2, 12, Padding::Symmetric(1, 1)), // depthwise vec4, stride 2
+        c(2, (9, 7), 8, 8, (5, 5), 2, 8, Padding::Same),            // depthwise vec4, 5x5 SAME (EfficientNet)
         c(2, (11, 10), 5, 5, (5, 5), 2, 5, Padding::Same),           // depthwise 5x5 stride 2, SAME
         c(1, (6, 5), 8, 12, (1, 1), 1, 1, Padding::Symmetric(0, 0)), // pointwise -> GEMM path
         c(1, (6, 6), 4, 6, (3, 1), 1, 2, Padding::Symmetric(1, 0)),  // grouped, non-square
         c(3, (1, 1), 17, 3, (1, 1), 1, 1, Padding::Symmetric(0, 0)), // a classifier as a 1x1 conv
         c(1, (5, 5), 2, 3, (2, 2), 3, 1, Padding::Symmetric(0, 0)),  // stride larger than kernel
+        c(1, (7, 6), 5, 12, (5, 5), 1, 1, Padding::Same),            // dense vec4 kernel, 5x5 SAME
     ]
 }
 

@@ -21,3 +21,18 @@ pub fn gemm<T: Real>(g: &Gemm, a: &[T], b: &[T], c: &mut [T]) {
         }
     }
 }
+
+/// The fused epilogue: `c[r, j] = act(c[r, j] + bias[j])` on a `[rows, n]` matrix (row stride `ld`).
+pub fn epilogue<T: Real>(c: &mut [T], rows: usize, n: usize, ld: usize, bias: Option<&[T]>, act_alpha: Option<T>) {
+    for r in 0..rows {
+        for j in 0..n {
+            let v = &mut c[r * ld + j];
+            if let Some(b) = bias {
+                *v += b[j];
+            }
+            if let Some(a) = act_alpha {
+                *v = super::elementwise::leaky_relu6(*v, a);
+            }
+        }
+    }
+}

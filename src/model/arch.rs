@@ -114,6 +114,19 @@ impl ArchDef {
         out
     }
 
+    /// Multiply-adds ×2 of one image's forward pass, classifier included.
+    pub fn flops(&self) -> f64 {
+        let mut hw = self.input;
+        let mut total = 0.0;
+        for b in &self.blocks {
+            for c in &b.convs {
+                hw = hw.div_ceil(c.stride);
+                total += 2.0 * (hw * hw * c.cout * c.k * c.k * (c.cin / c.groups)) as f64;
+            }
+        }
+        total + 2.0 * (self.features * self.classes) as f64
+    }
+
     /// (h, w, c) after each block for an input of `self.input` pixels.
     pub fn block_shapes(&self) -> Vec<(usize, usize, usize)> {
         let mut hw = self.input;

@@ -3,7 +3,7 @@
 use super::arch::{Arch, ArchDef, ConvDef};
 use super::weights::{self, Folded};
 use crate::error::Result;
-use crate::gpu::kernels::{conv, elementwise, gemm::{gemm, Gemm}, reduce};
+use crate::gpu::kernels::{conv, elementwise, gemm::{gemm_fused, Epilogue, Gemm}, reduce};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::ops::{ConvSpec, LeakyRelu6};
 use std::ops::Range;
@@ -104,10 +104,8 @@ impl Backbone {
                 let g = spec.validate()?;
                 let out_shape = Hwc { h: g.out_h, w: g.out_w, c: c.def.cout };
                 let y = gpu.zeros(batch * out_shape.len())?;
-                conv::conv2d(rec, &spec, &cur, &c.w, Some(&c.b), &y, false)?;
-                if c.def.act {
-                    elementwise::leaky_relu6_in_place(rec, &y, LeakyRelu6 { alpha })?;
-                }
+                let act = c.def.act.then_some(LeakyRelu6 { alpha });
+                conv::conv2d_act(rec, &spec, &cur, &c.w, Some(&c.b), act, &y, false)?;
                 cur = y;
                 shape = out_shape;
             }
@@ -127,8 +125,8 @@ impl Backbone {
         let pooled = gpu.zeros(batch * hwc.c)?;
         reduce::global_avg_pool(rec, x, batch, hwc.h * hwc.w, hwc.c, &pooled)?;
         let logits = gpu.zeros(batch * self.def.classes)?;
-        gemm(rec, &Gemm::new(batch, self.def.classes, hwc.c), &pooled, &self.classifier_w, &logits)?;
-        elementwise::add_row_vector(rec, &self.classifier_b, &logits, self.def.classes)?;
+        let epi = Epilogue { bias: Some(&self.classifier_b), act: None };
+        gemm_fused(rec, &Gemm::new(batch, self.def.classes, hwc.c), &pooled, &self.classifier_w, &logits, epi)?;
         Ok(logits)
     }
 

@@ -1,22 +1,27 @@
 //! Launchers for `shaders/conv.wgsl`. Pointwise (1×1, stride 1, ungrouped) convolutions are
 //! dispatched to the GEMM kernel instead: over NHWC they are exactly `[pixels, cin]·[cin, cout]`.
-use super::gemm::{gemm, Gemm};
+use super::gemm::{gemm, gemm_fused, Epilogue, Gemm};
 use super::{check_len, reduce, words};
 use crate::error::Result;
 use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
-use crate::ops::ConvSpec;
+use crate::ops::{ConvSpec, LeakyRelu6};
 
-fn params(s: &ConvSpec, has_bias: bool, accumulate: bool, alpha: f32, beta: f32) -> Result<Vec<u8>> {
+fn params(s: &ConvSpec, has_bias: bool, accumulate: bool, act: Option<LeakyRelu6>, alpha: f32, beta: f32) -> Result<Vec<u8>> {
     let g = s.validate()?;
     let u = |x: usize| x as u32;
     let mut p = words(&[
         u(s.batch), u(s.in_h), u(s.in_w), u(s.cin),
         u(s.cout), u(s.kh), u(s.kw), u(s.stride),
         u(s.groups), u(g.out_h), u(g.out_w), u(g.pad_top),
-        u(g.pad_left), has_bias as u32, accumulate as u32, 0,
+        u(g.pad_left), has_bias as u32, accumulate as u32, act.is_some() as u32,
     ]);
-    p.extend(words(&[alpha.to_bits(), beta.to_bits()]));
+    p.extend(words(&[alpha.to_bits(), beta.to_bits(), act.map(|a| a.alpha).unwrap_or(0.0).to_bits()]));
     Ok(p)
+}
+
+/// Depthwise with channel multiplier 1 and channels in vec4s: the fast depthwise kernel.
+pub fn is_depthwise_vec4(s: &ConvSpec) -> bool {
+    s.groups == s.cin && s.cin == s.cout && s.cin % 4 == 0
 }
 
 fn pixels_out(s: &ConvSpec) -> Result<usize> {
@@ -34,6 +39,21 @@ pub fn conv2d(
     y: &Tensor,
     accumulate: bool,
 ) -> Result<()> {
+    conv2d_act(rec, s, x, w, bias, None, y, accumulate)
+}
+
+/// `y = act(conv(x, w) + bias [+ y])`: convolution with the activation fused into its epilogue.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_act(
+    rec: &mut Recorder<'_>,
+    s: &ConvSpec,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    act: Option<LeakyRelu6>,
+    y: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
     s.validate()?;
     check_len("conv2d x", x, s.input_len())?;
     check_len("conv2d w", w, s.weight_len())?;
@@ -43,22 +63,32 @@ pub fn conv2d(
     }
     if s.is_pointwise() {
         let g = Gemm::new(pixels_out(s)?, s.cout, s.cin).scale(1.0, if accumulate { 1.0 } else { 0.0 });
-        gemm(rec, &g, x, w, y)?;
-        if let Some(b) = bias {
-            super::elementwise::add_row_vector(rec, b, y, s.cout)?;
-        }
-        return Ok(());
+        return gemm_fused(rec, &g, x, w, y, Epilogue { bias, act });
     }
     let dummy;
     let bias_t = match bias {
         Some(b) => b,
         None => {
-            dummy = rec.gpu().zeros(1)?;
+            // vec4 bindings need at least 16 bytes.
+            dummy = rec.gpu().zeros(4)?;
             &dummy
         }
     };
+    let p = params(s, bias.is_some(), accumulate, act, 1.0, 0.0)?;
+    let vec4_entry = if is_depthwise_vec4(s) {
+        Some("depthwise_vec4")
+    } else if s.groups == 1 && s.cout % 4 == 0 {
+        Some("dense_vec4")
+    } else {
+        None
+    };
+    if let Some(entry) = vec4_entry {
+        let g = s.validate()?;
+        let threads = s.batch * g.out_h * g.out_w.div_ceil(4) * (s.cout / 4);
+        rec.dispatch(pipeline::CONV, entry, &[], &[x, w, bias_t, y], &p, groups_1d(threads, 64));
+        return Ok(());
+    }
     let threads = pixels_out(s)? * s.cout.div_ceil(4);
-    let p = params(s, bias.is_some(), accumulate, 1.0, 0.0)?;
     rec.dispatch(pipeline::CONV, "conv_forward", &[], &[x, w, bias_t, y], &p, groups_1d(threads, 64));
     Ok(())
 }
@@ -73,7 +103,7 @@ pub fn conv2d_backward_data(rec: &mut Recorder<'_>, s: &ConvSpec, dy: &Tensor, w
         // dx[pix, cin] = dy[pix, cout] · w[cin, cout]ᵀ
         return gemm(rec, &Gemm::new(pixels_out(s)?, s.cin, s.cout).trans(false, true), dy, w, dx);
     }
-    let p = params(s, false, false, 1.0, 0.0)?;
+    let p = params(s, false, false, None, 1.0, 0.0)?;
     rec.dispatch(pipeline::CONV, "conv_backward_data", &[], &[dy, w, dx], &p, groups_1d(s.input_len(), 64));
     Ok(())
 }
@@ -102,7 +132,7 @@ pub fn conv2d_backward_weight(
         let g = Gemm::new(s.cin, s.cout, pixels_out(s)?).trans(true, false).scale(alpha, beta);
         return gemm(rec, &g, x, dy, dw);
     }
-    let p = params(s, false, false, alpha, beta)?;
+    let p = params(s, false, false, None, alpha, beta)?;
     rec.dispatch(pipeline::CONV, "conv_backward_weight", &[], &[x, dy, dw], &p, groups_1d(s.weight_len(), 64));
     Ok(())
 }

@@ -2,6 +2,7 @@
 use super::words;
 use crate::error::{shape_err, Result};
 use crate::gpu::{pipeline, Recorder, Tensor};
+use crate::ops::LeakyRelu6;
 
 /// `C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b]` for b in 0..batch, row-major with leading dimensions.
 /// op(A) is m×k (stored k×m when `trans_a`), op(B) is k×n (stored n×k when `trans_b`).
@@ -98,8 +99,24 @@ impl Gemm {
     }
 }
 
+/// What the GEMM does to each output after the product: add a bias row, apply the activation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// `n` values, added to every row of C.
+    pub bias: Option<&'a Tensor>,
+    pub act: Option<LeakyRelu6>,
+}
+
 pub fn gemm(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
+    gemm_fused(rec, g, a, b, c, Epilogue::default())
+}
+
+/// `C = act(alpha·op(A)·op(B) + beta·C + bias)`: the 1×1 convolution in one pass.
+pub fn gemm_fused(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor, epi: Epilogue<'_>) -> Result<()> {
     g.validate(a, b, c)?;
+    if let Some(bias) = epi.bias {
+        super::check_len("gemm bias", bias, g.n)?;
+    }
     if g.m == 0 || g.n == 0 || g.batch == 0 {
         return Ok(());
     }
@@ -110,10 +127,29 @@ pub fn gemm(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor
         u(g.off_a), u(g.off_b), u(g.off_c), 0,
         u(g.stride_a), u(g.stride_b), u(g.stride_c), 0,
     ]);
-    params.extend_from_slice(&words(&[g.alpha.to_bits(), g.beta.to_bits()]));
-    let consts = [("TRANS_A", g.trans_a as u32 as f64), ("TRANS_B", g.trans_b as u32 as f64)];
-    let (entry, tile_m, tile_n) = if g.vec4_ok() { ("gemm_vec4", 8, 8) } else { ("gemm_scalar", 4, 4) };
-    let groups = [u(g.n.div_ceil(8 * tile_n)), u(g.m.div_ceil(8 * tile_m)), u(g.batch)];
-    rec.dispatch(pipeline::GEMM, entry, &consts, &[a, b, c], &params, groups);
+    params.extend_from_slice(&words(&[
+        g.alpha.to_bits(), g.beta.to_bits(), epi.bias.is_some() as u32, epi.act.is_some() as u32,
+        epi.act.map(|a| a.alpha).unwrap_or(0.0).to_bits(),
+    ]));
+    let dummy;
+    let bias = match epi.bias {
+        Some(b) => b,
+        None => {
+            dummy = rec.gpu().zeros(4)?;
+            &dummy
+        }
+    };
+    let (ta, tb) = (g.trans_a as u32 as f64, g.trans_b as u32 as f64);
+    if g.vec4_ok() {
+        // 8×8 outputs per invocation; as many invocation columns as N needs (1..8), the rest rows.
+        let wg_x = g.n.div_ceil(8).next_power_of_two().min(8);
+        let wg_y = 64 / wg_x;
+        let consts = [("TRANS_A", ta), ("TRANS_B", tb), ("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)];
+        let groups = [u(g.n.div_ceil(8 * wg_x)), u(g.m.div_ceil(8 * wg_y)), u(g.batch)];
+        rec.dispatch(pipeline::GEMM, "gemm_vec4", &consts, &[a, b, c, bias], &params, groups);
+    } else {
+        let groups = [u(g.n.div_ceil(32)), u(g.m.div_ceil(32)), u(g.batch)];
+        rec.dispatch(pipeline::GEMM, "gemm_scalar", &[("TRANS_A", ta), ("TRANS_B", tb)], &[a, b, c, bias], &params, groups);
+    }
     Ok(())
 }
