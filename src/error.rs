@@ -38,6 +38,7 @@ pub(crate) fn shape_err(op: &'static str, detail: impl Into<String>) -> Error {
     Error::Shape { op, detail: detail.into() }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn io_err(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.as_ref().display().to_string();
     move |source| Error::Io { path, source }

@@ -18,32 +18,39 @@ fn mismatch(def: &ArchDef, detail: String) -> Error {
     Error::WeightsMismatch { arch: def.arch.id().into(), detail }
 }
 
-/// Every expected tensor present with its shape, nothing unexpected (BatchNorm's
-/// `num_batches_tracked` counters are ignored). Lists up to 10 problems.
+/// Every expected tensor present with its shape and finite values, nothing unexpected
+/// (BatchNorm's `num_batches_tracked` counters are ignored). Problems are reported by kind,
+/// the first five names of each, so a checkpoint of another network is recognisable at a glance.
 pub fn validate(def: &ArchDef, tensors: &[NamedTensor]) -> Result<()> {
     let have: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let expected = def.expected_tensors();
-    let mut problems = Vec::new();
-    for (name, shape) in &expected {
+    let (mut missing, mut shape, mut non_finite, mut unexpected) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, want) in &expected {
         match have.get(name.as_str()) {
-            None => problems.push(format!("missing {name}")),
-            Some(t) if &t.shape != shape => problems.push(format!("{name} has shape {:?}, expected {shape:?}", t.shape)),
-            Some(t) if t.data.iter().any(|v| !v.is_finite()) => problems.push(format!("{name} holds NaN or infinite values")),
+            None => missing.push(name.clone()),
+            Some(t) if &t.shape != want => shape.push(format!("{name} has shape {:?}, expected {want:?}", t.shape)),
+            Some(t) if t.data.iter().any(|v| !v.is_finite()) => non_finite.push(name.clone()),
             _ => {}
         }
     }
     let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     for t in tensors {
         if !known.contains(t.name.as_str()) && !t.name.ends_with("num_batches_tracked") {
-            problems.push(format!("unexpected tensor {}", t.name));
+            unexpected.push(t.name.clone());
         }
     }
-    if problems.is_empty() {
-        return Ok(());
+    let mut parts = Vec::new();
+    for (what, list) in [("missing", missing), ("wrong shape", shape), ("NaN or infinite values", non_finite), ("unexpected tensor", unexpected)] {
+        if !list.is_empty() {
+            let more = if list.len() > 5 { format!(", … {} more", list.len() - 5) } else { String::new() };
+            parts.push(format!("{} {what}: {}{more}", list.len(), list.iter().take(5).cloned().collect::<Vec<_>>().join(", ")));
+        }
     }
-    let n = problems.len();
-    problems.truncate(10);
-    Err(mismatch(def, format!("{n} problem(s): {}{}", problems.join("; "), if n > 10 { "; ..." } else { "" })))
+    if parts.is_empty() {
+        Ok(())
+    } else {
+        Err(mismatch(def, parts.join("; ")))
+    }
 }
 
 /// The project's weight file for a validated checkpoint: its tensors in architecture order,
