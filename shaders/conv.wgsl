@@ -167,107 +167,103 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     wdw[id] = v;
 }
 
-// ------------------------------------------------------------------ depthwise, vec4 channels
-// Depthwise (groups = cin = cout) with channels a multiple of 4: every invocation owns four
-// channels (one vec4) at four consecutive output pixels of a row, so each tap costs one vec4
-// weight load shared by four vec4 FMAs. Accumulators are separate variables (constant indices).
-@group(0) @binding(0) var<storage, read> vx: array<vec4<f32>>;
+// ------------------------------------------------------------------ vec4 output-channel kernels
+// Two kernels for convolutions whose output channels come in vec4s: every invocation owns four
+// output channels at four consecutive output pixels of a row, so each weight load (one vec4)
+// feeds four vec4 FMAs. Accumulators are separate variables (constant indices keep them in
+// registers). Both share the bindings below, the tile decoding and the fused store.
 @group(0) @binding(1) var<storage, read> vw: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vbias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> vy: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> vp: Params;
 
-fn dw_tap(n: u32, iy: i32, ix: i32, c4: u32, nc4: u32, wv: vec4<f32>) -> vec4<f32> {
-    if (ix < 0 || ix >= i32(vp.in_w)) { return vec4<f32>(0.0); }
-    return vx[((n * vp.in_h + u32(iy)) * vp.in_w + u32(ix)) * nc4 + c4] * wv;
+// One invocation's tile: channel vec4 c4, output pixels ox0..ox0+4 of row oy of image n.
+struct Tile { c4: u32, ox0: u32, oy: u32, n: u32, valid: bool }
+
+fn vec4_tile(id: u32) -> Tile {
+    let nc4 = vp.cout / 4u;
+    let ntx = (vp.out_w + 3u) / 4u;
+    let valid = id < vp.batch * vp.out_h * ntx * nc4;
+    return Tile(id % nc4, ((id / nc4) % ntx) * 4u, (id / (nc4 * ntx)) % vp.out_h, id / (nc4 * ntx * vp.out_h), valid);
 }
 
-@compute @workgroup_size(64, 1, 1)
-fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = vp;
-    let id = linear_id(gid, nwg);
-    let nc4 = p.cout / 4u;
-    let ntx = (p.out_w + 3u) / 4u;
-    if (id >= p.batch * p.out_h * ntx * nc4) { return; }
-    let c4 = id % nc4;
-    let tx = (id / nc4) % ntx;
-    let oy = (id / (nc4 * ntx)) % p.out_h;
-    let n = id / (nc4 * ntx * p.out_h);
-    let ox0 = tx * 4u;
-    let s = i32(p.stride);
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
-        if (iy < 0 || iy >= i32(p.in_h)) { continue; }
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let wv = vw[(ky * p.kw + kx) * nc4 + c4];
-            let ix = i32(ox0 * p.stride + kx) - i32(p.pad_left);
-            a0 += dw_tap(n, iy, ix, c4, nc4, wv);
-            a1 += dw_tap(n, iy, ix + s, c4, nc4, wv);
-            a2 += dw_tap(n, iy, ix + 2 * s, c4, nc4, wv);
-            a3 += dw_tap(n, iy, ix + 3 * s, c4, nc4, wv);
-        }
-    }
-    var b = vec4<f32>(0.0);
-    if (p.has_bias != 0u) { b = vbias[c4]; }
-    let row = (n * p.out_h + oy) * p.out_w;
-    dw_store(row, ox0, c4, nc4, a0 + b);
-    dw_store(row, ox0 + 1u, c4, nc4, a1 + b);
-    dw_store(row, ox0 + 2u, c4, nc4, a2 + b);
-    dw_store(row, ox0 + 3u, c4, nc4, a3 + b);
-}
-
-fn dw_store(row: u32, ox: u32, c4: u32, nc4: u32, v: vec4<f32>) {
+// y = act(v + bias [+ y]) at output pixel ox of the tile's row.
+fn vec4_store(t: Tile, ox: u32, v: vec4<f32>) {
     if (ox >= vp.out_w) { return; }
-    let idx = (row + ox) * nc4 + c4;
+    let idx = ((t.n * vp.out_h + t.oy) * vp.out_w + ox) * (vp.cout / 4u) + t.c4;
     var out = v;
+    if (vp.has_bias != 0u) { out += vbias[t.c4]; }
     if (vp.accumulate != 0u) { out += vy[idx]; }
     vy[idx] = act4(out, vp.act, vp.act_alpha);
 }
 
-// ------------------------------------------------------------------ dense, vec4 output channels
-// Ungrouped convolution with cout a multiple of 4 (the stems, 3×3 on RGB): every invocation owns
-// four output channels (one vec4 of weights per input channel and tap) at four consecutive
-// output pixels of a row, so each weight load feeds four vec4 FMAs.
-@group(0) @binding(0) var<storage, read> dx: array<f32>;
-@group(0) @binding(1) var<storage, read> dw4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dbias: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dy4: array<vec4<f32>>;
-@group(0) @binding(4) var<uniform> dnp: Params;
+fn vec4_store_all(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    vec4_store(t, t.ox0, a0);
+    vec4_store(t, t.ox0 + 1u, a1);
+    vec4_store(t, t.ox0 + 2u, a2);
+    vec4_store(t, t.ox0 + 3u, a3);
+}
 
-fn dense_tap(base_row: u32, ix: i32, ci: u32) -> f32 {
-    if (ix < 0 || ix >= i32(dnp.in_w)) { return 0.0; }
-    return dx[(base_row + u32(ix)) * dnp.cin + ci];
+// Depthwise (groups = cin = cout, channels % 4 == 0): input channels are the output's.
+@group(0) @binding(0) var<storage, read> vx: array<vec4<f32>>;
+
+fn dw_tap(n: u32, iy: i32, ix: i32, c4: u32, wv: vec4<f32>) -> vec4<f32> {
+    if (ix < 0 || ix >= i32(vp.in_w)) { return vec4<f32>(0.0); }
+    return vx[((n * vp.in_h + u32(iy)) * vp.in_w + u32(ix)) * (vp.cout / 4u) + c4] * wv;
 }
 
 @compute @workgroup_size(64, 1, 1)
-fn dense_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = dnp;
-    let id = linear_id(gid, nwg);
-    let nc4 = p.cout / 4u;
-    let ntx = (p.out_w + 3u) / 4u;
-    if (id >= p.batch * p.out_h * ntx * nc4) { return; }
-    let c4 = id % nc4;
-    let tx = (id / nc4) % ntx;
-    let oy = (id / (nc4 * ntx)) % p.out_h;
-    let n = id / (nc4 * ntx * p.out_h);
-    let ox0 = tx * 4u;
+fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = vec4_tile(linear_id(gid, nwg));
+    if (!t.valid) { return; }
+    let p = vp;
     let s = i32(p.stride);
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.kh; ky++) {
-        let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
+        let iy = i32(t.oy * p.stride + ky) - i32(p.pad_top);
         if (iy < 0 || iy >= i32(p.in_h)) { continue; }
-        let row = (n * p.in_h + u32(iy)) * p.in_w;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ix = i32(ox0 * p.stride + kx) - i32(p.pad_left);
+            let wv = vw[(ky * p.kw + kx) * (p.cout / 4u) + t.c4];
+            let ix = i32(t.ox0 * p.stride + kx) - i32(p.pad_left);
+            a0 += dw_tap(t.n, iy, ix, t.c4, wv);
+            a1 += dw_tap(t.n, iy, ix + s, t.c4, wv);
+            a2 += dw_tap(t.n, iy, ix + 2 * s, t.c4, wv);
+            a3 += dw_tap(t.n, iy, ix + 3 * s, t.c4, wv);
+        }
+    }
+    vec4_store_all(t, a0, a1, a2, a3);
+}
+
+// Dense (groups = 1, cout % 4 == 0; the stems): scalar input, one vec4 of weights per
+// (tap, input channel).
+@group(0) @binding(0) var<storage, read> dx: array<f32>;
+
+fn dense_tap(row: u32, ix: i32, ci: u32) -> f32 {
+    if (ix < 0 || ix >= i32(vp.in_w)) { return 0.0; }
+    return dx[(row + u32(ix)) * vp.cin + ci];
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn dense_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = vec4_tile(linear_id(gid, nwg));
+    if (!t.valid) { return; }
+    let p = vp;
+    let s = i32(p.stride);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(t.oy * p.stride + ky) - i32(p.pad_top);
+        if (iy < 0 || iy >= i32(p.in_h)) { continue; }
+        let row = (t.n * p.in_h + u32(iy)) * p.in_w;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = i32(t.ox0 * p.stride + kx) - i32(p.pad_left);
             for (var ci = 0u; ci < p.cin; ci++) {
-                let wv = dw4[((ky * p.kw + kx) * p.cin + ci) * nc4 + c4];
+                let wv = vw[((ky * p.kw + kx) * p.cin + ci) * (p.cout / 4u) + t.c4];
                 a0 = fma(vec4<f32>(dense_tap(row, ix, ci)), wv, a0);
                 a1 = fma(vec4<f32>(dense_tap(row, ix + s, ci)), wv, a1);
                 a2 = fma(vec4<f32>(dense_tap(row, ix + 2 * s, ci)), wv, a2);
@@ -275,19 +271,5 @@ fn dense_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             }
         }
     }
-    var b = vec4<f32>(0.0);
-    if (p.has_bias != 0u) { b = dbias[c4]; }
-    let orow = (n * p.out_h + oy) * p.out_w;
-    dense_store(orow, ox0, c4, nc4, a0 + b);
-    dense_store(orow, ox0 + 1u, c4, nc4, a1 + b);
-    dense_store(orow, ox0 + 2u, c4, nc4, a2 + b);
-    dense_store(orow, ox0 + 3u, c4, nc4, a3 + b);
-}
-
-fn dense_store(row: u32, ox: u32, c4: u32, nc4: u32, v: vec4<f32>) {
-    if (ox >= dnp.out_w) { return; }
-    let idx = (row + ox) * nc4 + c4;
-    var out = v;
-    if (dnp.accumulate != 0u) { out += dy4[idx]; }
-    dy4[idx] = act4(out, dnp.act, dnp.act_alpha);
+    vec4_store_all(t, a0, a1, a2, a3);
 }

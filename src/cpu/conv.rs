@@ -2,12 +2,16 @@
 use super::Real;
 use crate::ops::ConvSpec;
 
-/// Calls `f(n, oy, ox, ky, kx, iy, ix)` for every (output pixel, tap) that lands inside the input.
-fn for_each_tap(s: &ConvSpec, mut f: impl FnMut(usize, usize, usize, usize, usize, usize, usize)) {
+/// Calls `f(x_index, w_index, y_index)` for every multiply-add of the convolution
+/// `y[y_index] += x[x_index] · w[w_index]`. The forward pass and both transposes are this one
+/// loop nest with the roles of the three arrays exchanged.
+fn for_each_mac(s: &ConvSpec, mut f: impl FnMut(usize, usize, usize)) {
     let g = s.validate().expect("valid conv spec");
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     for n in 0..s.batch {
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
+                let y_pix = ((n * g.out_h + oy) * g.out_w + ox) * s.cout;
                 for ky in 0..s.kh {
                     let iy = (oy * s.stride + ky) as isize - g.pad_top as isize;
                     if iy < 0 || iy >= s.in_h as isize {
@@ -18,7 +22,13 @@ fn for_each_tap(s: &ConvSpec, mut f: impl FnMut(usize, usize, usize, usize, usiz
                         if ix < 0 || ix >= s.in_w as isize {
                             continue;
                         }
-                        f(n, oy, ox, ky, kx, iy as usize, ix as usize);
+                        let x_pix = ((n * s.in_h + iy as usize) * s.in_w + ix as usize) * s.cin;
+                        for co in 0..s.cout {
+                            let x_grp = x_pix + (co / cout_g) * cin_g;
+                            for ci_l in 0..cin_g {
+                                f(x_grp + ci_l, ((ky * s.kw + kx) * cin_g + ci_l) * s.cout + co, y_pix + co);
+                            }
+                        }
                     }
                 }
             }
@@ -26,40 +36,10 @@ fn for_each_tap(s: &ConvSpec, mut f: impl FnMut(usize, usize, usize, usize, usiz
     }
 }
 
-/// Index helpers: (input, weight, output) flat indices for group-local channels.
-struct Idx<'a>(&'a ConvSpec, usize, usize);
-impl Idx<'_> {
-    fn x(&self, n: usize, iy: usize, ix: usize, c: usize) -> usize {
-        ((n * self.0.in_h + iy) * self.0.in_w + ix) * self.0.cin + c
-    }
-    fn w(&self, ky: usize, kx: usize, ci_l: usize, co: usize) -> usize {
-        ((ky * self.0.kw + kx) * self.0.cin_g() + ci_l) * self.0.cout + co
-    }
-    fn y(&self, n: usize, oy: usize, ox: usize, co: usize) -> usize {
-        ((n * self.1 + oy) * self.2 + ox) * self.0.cout + co
-    }
-}
-
-fn idx(s: &ConvSpec) -> Idx<'_> {
-    let g = s.validate().expect("valid conv spec");
-    Idx(s, g.out_h, g.out_w)
-}
-
 /// y = conv(x, w) + bias.
 pub fn conv2d<T: Real>(s: &ConvSpec, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
-    let ix = idx(s);
     let mut y = vec![T::ZERO; s.output_len().expect("valid conv spec")];
-    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
-    for_each_tap(s, |n, oy, ox, ky, kx, iy, ixx| {
-        for co in 0..s.cout {
-            let grp = co / cout_g;
-            let mut acc = T::ZERO;
-            for ci_l in 0..cin_g {
-                acc += x[ix.x(n, iy, ixx, grp * cin_g + ci_l)] * w[ix.w(ky, kx, ci_l, co)];
-            }
-            y[ix.y(n, oy, ox, co)] += acc;
-        }
-    });
+    for_each_mac(s, |xi, wi, yi| y[yi] += x[xi] * w[wi]);
     if let Some(b) = bias {
         for (i, v) in y.iter_mut().enumerate() {
             *v += b[i % s.cout];
@@ -70,35 +50,15 @@ pub fn conv2d<T: Real>(s: &ConvSpec, x: &[T], w: &[T], bias: Option<&[T]>) -> Ve
 
 /// dx = conv_backward_data(dy, w): the transpose of `conv2d` in its input.
 pub fn conv2d_backward_data<T: Real>(s: &ConvSpec, dy: &[T], w: &[T]) -> Vec<T> {
-    let ix = idx(s);
     let mut dx = vec![T::ZERO; s.input_len()];
-    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
-    for_each_tap(s, |n, oy, ox, ky, kx, iy, ixx| {
-        for co in 0..s.cout {
-            let grp = co / cout_g;
-            let g = dy[ix.y(n, oy, ox, co)];
-            for ci_l in 0..cin_g {
-                dx[ix.x(n, iy, ixx, grp * cin_g + ci_l)] += g * w[ix.w(ky, kx, ci_l, co)];
-            }
-        }
-    });
+    for_each_mac(s, |xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
 /// dw = conv_backward_weight(x, dy): the transpose of `conv2d` in its weights.
 pub fn conv2d_backward_weight<T: Real>(s: &ConvSpec, x: &[T], dy: &[T]) -> Vec<T> {
-    let ix = idx(s);
     let mut dw = vec![T::ZERO; s.weight_len()];
-    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
-    for_each_tap(s, |n, oy, ox, ky, kx, iy, ixx| {
-        for co in 0..s.cout {
-            let grp = co / cout_g;
-            let g = dy[ix.y(n, oy, ox, co)];
-            for ci_l in 0..cin_g {
-                dw[ix.w(ky, kx, ci_l, co)] += g * x[ix.x(n, iy, ixx, grp * cin_g + ci_l)];
-            }
-        }
-    });
+    for_each_mac(s, |xi, wi, yi| dw[wi] += dy[yi] * x[xi]);
     dw
 }
 

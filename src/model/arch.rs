@@ -147,7 +147,24 @@ struct Builder {
     blocks: Vec<BlockDef>,
 }
 
+/// Checkpoint names of one convolution: (weight tensor, BatchNorm prefix).
+type Names = (String, String);
+
 impl Builder {
+    /// An inverted-residual block (MobileNetV2, EfficientNet): an optional 1×1 expansion (when
+    /// `expand` is Some), a k×k depthwise convolution, a linear 1×1 projection; residual when the
+    /// shape is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn inverted_residual(&mut self, name: String, expand: Option<Names>, dw: Names, project: Names, cin: usize, hidden: usize, cout: usize, k: usize, stride: usize) {
+        let mut convs = Vec::new();
+        if let Some((w, bn)) = expand {
+            convs.push(self.conv(&w, &bn, cin, hidden, 1, 1, 1, true));
+        }
+        convs.push(self.conv(&dw.0, &dw.1, hidden, hidden, k, stride, hidden, true));
+        convs.push(self.conv(&project.0, &project.1, hidden, cout, 1, 1, 1, false));
+        self.blocks.push(BlockDef { name, convs, residual: stride == 1 && cin == cout });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn conv(&self, weight: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize, act: bool) -> ConvDef {
         ConvDef {
@@ -176,16 +193,12 @@ fn mobilenet_v2() -> ArchDef {
         for i in 0..n {
             let stride = if i == 0 { s } else { 1 };
             let p = format!("features.{idx}.conv");
-            let hidden = cin * t;
-            let mut convs = Vec::new();
-            let mut j = 0;
-            if t != 1 {
-                convs.push(b.conv(&format!("{p}.0.0.weight"), &format!("{p}.0.1"), cin, hidden, 1, 1, 1, true));
-                j = 1;
-            }
-            convs.push(b.conv(&format!("{p}.{j}.0.weight"), &format!("{p}.{j}.1"), hidden, hidden, 3, stride, hidden, true));
-            convs.push(b.conv(&format!("{p}.{}.weight", j + 1), &format!("{p}.{}", j + 2), hidden, c, 1, 1, 1, false));
-            b.blocks.push(BlockDef { name: format!("features.{idx}"), convs, residual: stride == 1 && cin == c });
+            // torchvision numbers the sub-modules: without expansion the depthwise conv is `.0`.
+            let j = (t != 1) as usize;
+            let expand = (t != 1).then(|| (format!("{p}.0.0.weight"), format!("{p}.0.1")));
+            let dw = (format!("{p}.{j}.0.weight"), format!("{p}.{j}.1"));
+            let project = (format!("{p}.{}.weight", j + 1), format!("{p}.{}", j + 2));
+            b.inverted_residual(format!("features.{idx}"), expand, dw, project, cin, cin * t, c, 3, stride);
             cin = c;
             idx += 1;
         }
@@ -214,14 +227,10 @@ fn efficientnet_lite0() -> ArchDef {
         for i in 0..n {
             let stride = if i == 0 { s } else { 1 };
             let p = format!("_blocks.{idx}");
-            let hidden = cin * e;
-            let mut convs = Vec::new();
-            if e != 1 {
-                convs.push(b.conv(&format!("{p}._expand_conv.weight"), &format!("{p}._bn0"), cin, hidden, 1, 1, 1, true));
-            }
-            convs.push(b.conv(&format!("{p}._depthwise_conv.weight"), &format!("{p}._bn1"), hidden, hidden, k, stride, hidden, true));
-            convs.push(b.conv(&format!("{p}._project_conv.weight"), &format!("{p}._bn2"), hidden, cout, 1, 1, 1, false));
-            b.blocks.push(BlockDef { name: p, convs, residual: stride == 1 && cin == cout });
+            let expand = (e != 1).then(|| (format!("{p}._expand_conv.weight"), format!("{p}._bn0")));
+            let dw = (format!("{p}._depthwise_conv.weight"), format!("{p}._bn1"));
+            let project = (format!("{p}._project_conv.weight"), format!("{p}._bn2"));
+            b.inverted_residual(p, expand, dw, project, cin, cin * e, cout, k, stride);
             cin = cout;
             idx += 1;
         }
