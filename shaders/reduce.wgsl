@@ -83,3 +83,27 @@ fn argmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     aout[r] = best;
 }
+
+// Partial dot products: workgroup g sums x·y over its grid-stride share into out[g]; the host
+// adds the (few) partials in f64. Used by the conjugate-gradient solver.
+@group(0) @binding(0) var<storage, read> dxv: array<f32>;
+@group(0) @binding(1) var<storage, read> dyv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dout: array<f32>;
+@group(0) @binding(3) var<uniform> dp: Params;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn dot_partial(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = dp.rows;
+    var s = 0.0;
+    for (var i = wid.x * 256u + lid; i < n; i += nwg.x * 256u) {
+        s = fma(dxv[i], dyv[i], s);
+    }
+    partial[lid] = s;
+    for (var w = 128u; w > 0u; w = w / 2u) {
+        workgroupBarrier();
+        if (lid < w) { partial[lid] += partial[lid + w]; }
+    }
+    if (lid == 0u) { dout[wid.x] = partial[0]; }
+}

@@ -28,6 +28,8 @@ pub enum Error {
     Image { name: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("training diverged: {0}")]
+    Diverged(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

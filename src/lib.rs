@@ -7,6 +7,7 @@ pub mod error;
 pub mod bench;
 pub mod cpu;
 pub mod gpu;
+pub mod lqf;
 pub mod model;
 pub mod nn;
 pub mod ops;

@@ -61,7 +61,8 @@ impl PipelineCache {
                 checks.force_loop_bounding = false;
                 // SAFETY: these are our own shaders, not user input. Every loop runs to a bound
                 // taken from a uniform that a launcher validated against tensor lengths (< 2^30
-                // elements), with a positive step that cannot wrap, so every loop terminates.
+                // elements), with a positive step that cannot wrap (or, in reductions, halves a
+                // power of two down to zero), so every loop terminates.
                 unsafe { device.create_shader_module_trusted(desc, checks) }
             })
             .clone();

@@ -50,3 +50,15 @@ pub fn argmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize,
     rec.dispatch(pipeline::REDUCE, "argmax_rows", &[], &[x, out], &p, groups_1d(rows, 64));
     Ok(())
 }
+
+/// Workgroups used by [`dot_partial`]; the host sums this many partials.
+pub const DOT_GROUPS: usize = 64;
+
+/// `out[g]` = partial sums of x·y over `DOT_GROUPS` workgroups (out needs `DOT_GROUPS` elements).
+pub fn dot_partial(rec: &mut Recorder<'_>, x: &Tensor, y: &Tensor, out: &Tensor) -> Result<()> {
+    check_len("dot y", y, x.len)?;
+    check_len("dot out", out, DOT_GROUPS)?;
+    let p = params(x.len, 0, 0, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "dot_partial", &[], &[x, y, out], &p, [DOT_GROUPS as u32, 1, 1]);
+    Ok(())
+}

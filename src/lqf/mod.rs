@@ -1,0 +1,10 @@
+//! LQF: the linearized network, the quadratic training problem and its solvers
+//! (../shared/docs/method.md is the specification).
+pub mod linearized;
+pub mod params;
+pub mod reference;
+pub mod solver;
+
+pub use linearized::{LinBlock, LinearizedNet};
+pub use params::ParamSet;
+pub use solver::Problem;

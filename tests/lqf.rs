@@ -1,0 +1,141 @@
+//! The LQF engine on a tiny network (an inverted-residual block, a head conv, a classifier)
+//! whose dense Jacobian is computable in f64: GPU passes vs the CPU mirror, the adjoint
+//! identity, and the solver reaching the closed-form optimum from any start and batching.
+mod common;
+
+use common::{block, dot, f64s, gpu};
+use lqf::cpu;
+use lqf::gpu::kernels::gemm::Gemm;
+use lqf::lqf::{reference, LinBlock, LinearizedNet, ParamSet, Problem};
+use lqf::model::arch::ConvDef;
+use lqf::model::backbone::Hwc;
+use lqf::ops::Padding;
+use lqf::rng::Rng;
+
+const N: usize = 6;
+const KAPPA: f32 = 5.0;
+const LAMBDA: f32 = 0.05;
+/// ‖Δ_cg − Δ*‖/‖Δ*‖ (issue 4 asks 1e-4).
+const SOLVE_REL: f64 = 1e-4;
+
+fn conv(cin: usize, cout: usize, k: usize, groups: usize, act: bool) -> ConvDef {
+    ConvDef { weight: String::new(), bn: String::new(), cin, cout, k, stride: 1, groups, padding: Padding::Symmetric(k / 2, k / 2), eps: 0.0, act }
+}
+
+fn tiny() -> LinearizedNet {
+    LinearizedNet {
+        convs: vec![conv(4, 8, 1, 1, true), conv(8, 8, 3, 8, true), conv(8, 4, 1, 1, false), conv(4, 6, 1, 1, true)],
+        blocks: vec![LinBlock { residual: true, convs: vec![0, 1, 2] }, LinBlock { residual: false, convs: vec![3] }],
+        input: Hwc { h: 4, w: 4, c: 4 },
+        features: 6,
+        classes: 3,
+        alpha: 0.1,
+    }
+}
+
+fn random_set(net: &LinearizedNet, rng: &mut Rng, scale: f32) -> Vec<Vec<f32>> {
+    net.param_lens().iter().map(|&n| rng.vec_f32(n).iter().map(|v| v * scale).collect()).collect()
+}
+
+fn data(net: &LinearizedNet, rng: &mut Rng) -> (Vec<f32>, Vec<u32>) {
+    let z = rng.vec_f32(N * net.input.len()).iter().map(|v| v * 2.0).collect();
+    let labels = (0..N).map(|i| (i % net.classes) as u32).collect();
+    (z, labels)
+}
+
+fn flat(v: &[Vec<f32>]) -> Vec<f64> {
+    v.iter().flat_map(|t| f64s(t)).collect()
+}
+
+#[test]
+fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
+    let (g, net) = (gpu(), tiny());
+    let mut rng = Rng::new(41);
+    let th = random_set(&net, &mut rng, 0.7);
+    let de = random_set(&net, &mut rng, 1.0);
+    let (z, _) = data(&net, &mut rng);
+    let (tth, tde) = (ParamSet::upload(g, &th).unwrap(), ParamSet::upload(g, &de).unwrap());
+    let tz = g.upload(&z).unwrap();
+    let u = rng.vec_f32(N * net.classes);
+    let tu = g.upload(&u).unwrap();
+    let grads = ParamSet::zeros(g, &net.param_lens()).unwrap();
+    let (f0, fd) = g
+        .run(|rec| {
+            let out = net.jvp(rec, &tth, &tz, N, &tde)?;
+            net.vjp(rec, &tth, &tz, N, &tu, &grads, 1.0, 0.0)?;
+            Ok(out)
+        })
+        .unwrap();
+    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let de64: Vec<Vec<f64>> = de.iter().map(|t| f64s(t)).collect();
+    let (rf0, rfd) = reference::jvp(&net, &th64, &f64s(&z), N, &de64);
+    let close = |got: &[f32], want: &[f64], what: &str| {
+        let scale = 1.0 + want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in got.iter().zip(want) {
+            assert!((*a as f64 - b).abs() / scale < 1e-5, "{what}: {a} vs {b}");
+        }
+    };
+    close(&block(g.read(&f0)).unwrap(), &rf0, "f0");
+    close(&block(g.read(&fd)).unwrap(), &rfd, "J·Δ");
+    // Jᵀu against the dense Jacobian, and ⟨JΔ, u⟩ = ⟨Δ, Jᵀu⟩.
+    let jac = reference::dense_jacobian(&net, &th64, &f64s(&z), N);
+    let p: usize = net.param_lens().iter().sum();
+    let mut jtu = vec![0.0; p];
+    cpu::gemm::gemm(&Gemm::new(p, 1, N * net.classes).trans(true, false), &jac, &f64s(&u), &mut jtu);
+    let got = flat(&block(grads.read(g)).unwrap());
+    close(&got.iter().map(|&v| v as f32).collect::<Vec<_>>(), &jtu, "Jᵀu");
+    let lhs = dot(&f64s(&block(g.read(&fd)).unwrap()), &f64s(&u));
+    let rhs = dot(&flat(&de), &got);
+    assert!((lhs - rhs).abs() / (1.0 + lhs.abs()) < 1e-5, "adjoint: {lhs} vs {rhs}");
+}
+
+/// Δ* = (JᵀJ + NλI)⁻¹ Jᵀ(κY − f0), dense, in f64.
+fn closed_form(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32]) -> Vec<f64> {
+    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let jac = reference::dense_jacobian(net, &th64, &f64s(z), N);
+    let zero: Vec<Vec<f64>> = net.param_lens().iter().map(|&n| vec![0.0; n]).collect();
+    let (f0, _) = reference::jvp(net, &th64, &f64s(z), N, &zero);
+    let rows = N * net.classes;
+    let p: usize = net.param_lens().iter().sum();
+    let target: Vec<f64> = (0..rows).map(|r| if labels[r / net.classes] as usize == r % net.classes { KAPPA as f64 } else { 0.0 } - f0[r]).collect();
+    let mut h = vec![0.0; p * p];
+    cpu::gemm::gemm(&Gemm::new(p, p, rows).trans(true, false), &jac, &jac, &mut h);
+    for i in 0..p {
+        h[i * p + i] += N as f64 * LAMBDA as f64;
+    }
+    let mut rhs = vec![0.0; p];
+    cpu::gemm::gemm(&Gemm::new(p, 1, rows).trans(true, false), &jac, &target, &mut rhs);
+    let inv = cpu::linalg::spd_inverse(&h, p).unwrap();
+    let mut x = vec![0.0; p];
+    cpu::gemm::gemm(&Gemm::new(p, 1, p), &inv, &rhs, &mut x);
+    x
+}
+
+fn rel(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    d / b.iter().map(|y| y * y).sum::<f64>().sqrt()
+}
+
+#[test]
+fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_and_batching() {
+    let (g, net) = (gpu(), tiny());
+    let mut rng = Rng::new(42);
+    let th = random_set(&net, &mut rng, 0.7);
+    let (z, labels) = data(&net, &mut rng);
+    let want = closed_form(&net, &th, &z, &labels);
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let warm = ParamSet::upload(g, &random_set(&net, &mut rng, 0.3)).unwrap();
+    let mut losses = Vec::new();
+    for (batch, start) in [(N, None), (4, None), (1, Some(&warm))] {
+        let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, LAMBDA)).unwrap();
+        let (delta, steps) = block(prob.solve_cg(g, start, 1e-7, 500, |_| {})).unwrap();
+        let got = flat(&block(delta.read(g)).unwrap());
+        let r = rel(&got, &want);
+        assert!(r < SOLVE_REL, "batch {batch}, warm start {}: ‖Δ − Δ*‖/‖Δ*‖ = {r:.2e} after {} iterations", start.is_some(), steps.len());
+        losses.push(block(prob.loss(g, &delta)).unwrap());
+        // The optimum beats the starting point and its gradient vanishes: any perturbation is worse.
+        let zero = ParamSet::zeros(g, &net.param_lens()).unwrap();
+        assert!(losses.last().unwrap() < &block(prob.loss(g, &zero)).unwrap());
+    }
+    assert!(losses.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-5 * w[0].abs()), "same optimum, same loss: {losses:?}");
+}
