@@ -6,6 +6,8 @@
 pub mod error;
 pub mod bench;
 pub mod cpu;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod data;
 pub mod gpu;
 pub mod lqf;
 pub mod model;

@@ -178,6 +178,12 @@ impl LinearizedNet {
         Ok((tape, block_inputs))
     }
 
+    /// The classifier's input at θ0 (pooled features), `[batch, features]`.
+    pub fn pooled(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tensor> {
+        self.check(theta0, "pooled θ0")?;
+        Ok(self.forward_tape(rec, theta0, z, batch)?.0.pooled)
+    }
+
     /// `grads = scale·Jᵀ·g + beta·grads` for output gradients `g` (`[batch, classes]`), at θ0.
     #[allow(clippy::too_many_arguments)]
     pub fn vjp(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize, g: &Tensor, grads: &ParamSet, scale: f32, beta: f32) -> Result<()> {

@@ -2,8 +2,10 @@
 //! (../shared/docs/method.md is the specification).
 pub mod linearized;
 pub mod params;
+pub mod probe;
 pub mod reference;
 pub mod solver;
+pub mod train;
 
 pub use linearized::{LinBlock, LinearizedNet};
 pub use params::ParamSet;
