@@ -17,6 +17,12 @@ pub mod rng;
 pub mod selftest;
 
 pub use error::{Error, Result};
+
+/// `(start, len)` of consecutive mini-batches of at most `batch` (≥ 1) items out of `n`.
+pub fn batches(n: usize, batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    let b = batch.max(1);
+    (0..n).step_by(b).map(move |start| (start, b.min(n - start)))
+}
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(not(target_arch = "wasm32"))]

@@ -10,3 +10,4 @@ pub mod train;
 pub use linearized::{LinBlock, LinearizedNet};
 pub use params::ParamSet;
 pub use solver::Problem;
+

@@ -50,8 +50,7 @@ impl<'a> Problem<'a> {
         }
         let zero = ParamSet::zeros(gpu, &net.param_lens())?;
         let mut batches = Vec::new();
-        for start in (0..n).step_by(batch.max(1)) {
-            let b = batch.max(1).min(n - start);
+        for (start, b) in crate::batches(n, batch) {
             let zt = gpu.upload(&z[start * per..(start + b) * per])?;
             let f0 = gpu.run(|rec| Ok(net.jvp(rec, theta0, &zt, b, &zero)?.0))?;
             batches.push(Batch { z: zt, n: b, labels: gpu.upload_u32(&labels[start..start + b])?, f0 });

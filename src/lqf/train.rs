@@ -102,8 +102,7 @@ pub async fn trunk_features(gpu: &Gpu, backbone: &Backbone, trunk_end: usize, im
     let per = backbone.input_hwc().len();
     let chunk = backbone.max_batch(gpu);
     let mut out = Vec::new();
-    for start in (0..n).step_by(chunk) {
-        let b = chunk.min(n - start);
+    for (start, b) in crate::batches(n, chunk) {
         let x = gpu.upload(&images[start * per..(start + b) * per])?;
         let (z, _) = gpu.run(|rec| backbone.run_blocks(rec, &x, b, backbone.input_hwc(), 0..trunk_end, 0.0))?;
         out.extend(gpu.read(&z).await?);
@@ -117,8 +116,7 @@ pub async fn pooled_features(gpu: &Gpu, split: &Split, z: &[f32], n: usize, batc
     let theta = theta0(gpu, split, &vec![0.0; split.net.features * split.net.classes], &vec![0.0; split.net.classes])?;
     let per = split.net.input.len();
     let mut out = Vec::new();
-    for start in (0..n).step_by(batch.max(1)) {
-        let b = batch.max(1).min(n - start);
+    for (start, b) in crate::batches(n, batch) {
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
         let pooled = gpu.run(|rec| split.net.pooled(rec, &theta, &zt, b))?;
         out.extend(gpu.read(&pooled).await?);
@@ -169,8 +167,7 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
 pub async fn predict(gpu: &Gpu, m: &Trained, z: &[f32], n: usize, batch: usize) -> Result<Vec<f32>> {
     let per = m.split.net.input.len();
     let mut out = Vec::new();
-    for start in (0..n).step_by(batch.max(1)) {
-        let b = batch.max(1).min(n - start);
+    for (start, b) in crate::batches(n, batch) {
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
         let f = gpu.run(|rec| {
             let (f0, fd) = m.split.net.jvp(rec, &m.theta0, &zt, b, &m.delta)?;

@@ -152,8 +152,7 @@ impl Backbone {
         }
         let chunk = self.max_batch(gpu);
         let mut out = Vec::with_capacity(n * self.def.classes);
-        for start in (0..n).step_by(chunk.max(1)) {
-            let b = chunk.min(n - start);
+        for (start, b) in crate::batches(n, chunk) {
             let x = gpu.upload(&images[start * per..(start + b) * per])?;
             let logits = gpu.run(|rec| {
                 let (feat, hwc) = self.run_blocks(rec, &x, b, self.input_hwc(), 0..self.blocks.len(), 0.0)?;
