@@ -128,7 +128,7 @@ fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_and_batchin
     let mut losses = Vec::new();
     for (batch, start) in [(N, None), (4, None), (1, Some(&warm))] {
         let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, LAMBDA)).unwrap();
-        let (delta, steps) = block(prob.solve_cg(g, start, 1e-7, 500, |_| {})).unwrap();
+        let (delta, steps) = block(prob.solve_cg(g, start, None, 1e-7, 500, |_| {})).unwrap();
         let got = flat(&block(delta.read(g)).unwrap());
         let r = rel(&got, &want);
         assert!(r < SOLVE_REL, "batch {batch}, warm start {}: ‖Δ − Δ*‖/‖Δ*‖ = {r:.2e} after {} iterations", start.is_some(), steps.len());
@@ -138,4 +138,27 @@ fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_and_batchin
         assert!(losses.last().unwrap() < &block(prob.loss(g, &zero)).unwrap());
     }
     assert!(losses.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-5 * w[0].abs()), "same optimum, same loss: {losses:?}");
+}
+
+/// K-FAC-preconditioned CG reaches the same optimum as plain CG (the iteration counts are
+/// printed; tests/kfac.rs asserts the speed-up where K-FAC is exact).
+#[test]
+fn kfac_preconditioned_cg_reaches_the_same_optimum() {
+    let (g, net) = (gpu(), tiny());
+    let mut rng = Rng::new(43);
+    let th = random_set(&net, &mut rng, 0.7);
+    let (z, labels) = data(&net, &mut rng);
+    let want = closed_form(&net, &th, &z, &labels);
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, KAPPA, LAMBDA)).unwrap();
+    let k = block(lqf::lqf::kfac::Kfac::new(g, &prob, LAMBDA)).unwrap();
+    let iterations_to = |steps: &[lqf::lqf::solver::Step], tol: f64| steps.iter().position(|s| s.relative_residual <= tol).map(|i| i + 1);
+    let (plain, plain_steps) = block(prob.solve_cg(g, None, None, 1e-7, 500, |_| {})).unwrap();
+    let (pre, pre_steps) = block(prob.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
+    for (d, what) in [(&plain, "plain"), (&pre, "K-FAC")] {
+        let r = rel(&flat(&block(d.read(g)).unwrap()), &want);
+        assert!(r < SOLVE_REL, "{what}: {r:.2e}");
+    }
+    let (a, b) = (iterations_to(&plain_steps, 1e-3).unwrap(), iterations_to(&pre_steps, 1e-3).unwrap());
+    eprintln!("iterations to 1e-3 relative residual: plain CG {a}, K-FAC CG {b}");
 }

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod kfac;
 pub mod linalg;
 pub mod rules;
 

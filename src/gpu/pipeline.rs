@@ -19,9 +19,10 @@ shader!(CONV, "conv.wgsl");
 shader!(ELEMENTWISE, "elementwise.wgsl");
 shader!(REDUCE, "reduce.wgsl");
 shader!(SPD, "spd_inverse.wgsl");
+shader!(KFAC, "kfac.wgsl");
 
 /// Every shader of the crate, for the naga validation test and for warm-up.
-pub const ALL_SHADERS: &[Shader] = &[GEMM, CONV, ELEMENTWISE, REDUCE, SPD];
+pub const ALL_SHADERS: &[Shader] = &[GEMM, CONV, ELEMENTWISE, REDUCE, SPD, KFAC];
 
 type Key = (&'static str, &'static str, String);
 

@@ -34,8 +34,19 @@ pub struct LinearizedNet {
     pub alpha: f32,
 }
 
+/// What `backward` hands each layer: its index in `ParamSet` pairs (convolutions, then the
+/// classifier), its geometry (None for the classifier), input, and output gradient.
+pub(crate) struct LayerGrad<'a> {
+    pub index: usize,
+    pub spec: Option<ConvSpec>,
+    pub input: &'a Tensor,
+    pub grad: &'a Tensor,
+    /// Output positions per image (1 for the classifier).
+    pub positions: usize,
+}
+
 /// Per-conv intermediates of one primal pass, kept for the backward pass of the same batch.
-struct Tape {
+pub(crate) struct Tape {
     /// Input of each conv (index = conv index).
     inputs: Vec<Tensor>,
     /// Pre-activation of each conv that has an activation.
@@ -180,22 +191,54 @@ impl LinearizedNet {
 
     /// The classifier's input at θ0 (pooled features), `[batch, features]`.
     pub fn pooled(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tensor> {
-        self.check(theta0, "pooled θ0")?;
-        Ok(self.forward_tape(rec, theta0, z, batch)?.0.pooled)
+        Ok(self.tape(rec, theta0, z, batch)?.pooled)
     }
 
     /// `grads = scale·Jᵀ·g + beta·grads` for output gradients `g` (`[batch, classes]`), at θ0.
     #[allow(clippy::too_many_arguments)]
     pub fn vjp(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize, g: &Tensor, grads: &ParamSet, scale: f32, beta: f32) -> Result<()> {
-        self.check(theta0, "vjp θ0")?;
         self.check(grads, "vjp gradient")?;
+        let nconv = self.convs.len();
+        let tape = self.tape(rec, theta0, z, batch)?;
+        self.backward(rec, theta0, &tape, batch, g, |rec, layer| {
+            let (gw, gb) = (&grads.tensors[2 * layer.index], &grads.tensors[2 * layer.index + 1]);
+            match layer.spec {
+                Some(s) => conv::conv2d_backward_weight(rec, &s, layer.input, layer.grad, gw, Some(gb), scale, beta),
+                None => {
+                    // The classifier: gW = pᵀ·g, gb = Σ_rows g.
+                    debug_assert_eq!(layer.index, nconv);
+                    gemm(rec, &Gemm::new(self.features, self.classes, batch).trans(true, false).scale(scale, beta), layer.input, layer.grad, gw)?;
+                    reduce::col_sum(rec, layer.grad, batch, self.classes, gb, scale, beta)
+                }
+            }
+        })
+    }
+
+    /// The primal pass at θ0, keeping each layer's input and pre-activation for `backward`.
+    pub(crate) fn tape(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tape> {
+        self.check(theta0, "θ0")?;
+        Ok(self.forward_tape(rec, theta0, z, batch)?.0)
+    }
+
+    /// Backpropagate `g` (`[batch, classes]`) at θ0 and hand every layer, classifier first then
+    /// the convolutions from last to first, its output gradient (w.r.t. the pre-activation) and
+    /// its input. Input gradients are formed only where an earlier layer needs them.
+    pub(crate) fn backward(
+        &self,
+        rec: &mut Recorder<'_>,
+        theta0: &ParamSet,
+        tape: &Tape,
+        batch: usize,
+        g: &Tensor,
+        mut on_layer: impl FnMut(&mut Recorder<'_>, LayerGrad<'_>) -> Result<()>,
+    ) -> Result<()> {
         let gpu = rec.gpu();
-        let (tape, _) = self.forward_tape(rec, theta0, z, batch)?;
         let nconv = self.convs.len();
         let (nc, last) = (self.classes, tape.last);
-        // Classifier: gW = pᵀ·g, gb = Σ_rows g, gp = g·W0ᵀ.
-        gemm(rec, &Gemm::new(last.c, nc, batch).trans(true, false).scale(scale, beta), &tape.pooled, g, &grads.tensors[2 * nconv])?;
-        reduce::col_sum(rec, g, batch, nc, &grads.tensors[2 * nconv + 1], scale, beta)?;
+        on_layer(rec, LayerGrad { index: nconv, spec: None, input: &tape.pooled, grad: g, positions: 1 })?;
+        if self.blocks.is_empty() {
+            return Ok(());
+        }
         let gp = gpu.zeros(batch * last.c)?;
         gemm(rec, &Gemm::new(batch, last.c, nc).trans(false, true), g, &theta0.tensors[2 * nconv], &gp)?;
         let mut ga = gpu.zeros(batch * last.len())?;
@@ -213,10 +256,12 @@ impl LinearizedNet {
                     nn::activation_vjp(rec, self.act(), u, &gcur, &gu)?;
                     gcur = gu;
                 }
-                let need_input = !(first && k == block.convs[0]);
-                let gx = if need_input { Some(gpu.zeros(s.input_len())?) } else { None };
-                nn::conv_vjp(rec, &s, &tape.inputs[k], &theta0.tensors[2 * k], &gcur, gx.as_ref(), &grads.tensors[2 * k], Some(&grads.tensors[2 * k + 1]), scale, beta)?;
-                if let Some(gx) = gx {
+                let g = s.validate()?;
+                let positions = g.out_h * g.out_w;
+                on_layer(rec, LayerGrad { index: k, spec: Some(s), input: &tape.inputs[k], grad: &gcur, positions })?;
+                if !(first && k == block.convs[0]) {
+                    let gx = gpu.zeros(s.input_len())?;
+                    conv::conv2d_backward_data(rec, &s, &gcur, &theta0.tensors[2 * k], &gx)?;
                     gcur = gx;
                 }
             }

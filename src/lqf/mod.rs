@@ -1,5 +1,6 @@
 //! LQF: the linearized network, the quadratic training problem and its solvers
 //! (../shared/docs/method.md is the specification).
+pub mod kfac;
 pub mod linearized;
 pub mod params;
 pub mod probe;

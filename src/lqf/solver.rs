@@ -4,6 +4,7 @@
 //! Hessian H = (1/N) Σ J_iᵀJ_i + λI, constant in Δ. Its unique minimiser solves H Δ = b with
 //! b = (1/N) Σ J_iᵀ(κ e_{y_i} − f0(x_i)). Conjugate gradient needs only products H·v: one JVP
 //! pass with tangent v and one VJP pass per mini-batch, no learning rate.
+use super::kfac::Kfac;
 use super::linearized::LinearizedNet;
 use super::params::ParamSet;
 use crate::error::{Error, Result};
@@ -113,9 +114,19 @@ impl<'a> Problem<'a> {
         Ok(sq / (2.0 * self.len() as f64) + 0.5 * self.lambda as f64 * reg)
     }
 
-    /// Conjugate gradient from Δ = `start` (zeros if None) until ‖b − HΔ‖/‖b‖ ≤ `tol` or
-    /// `max_iter` products; `on_step` sees every iteration. Stops with an error on NaN/Inf.
-    pub async fn solve_cg(&self, gpu: &Gpu, start: Option<&ParamSet>, tol: f64, max_iter: usize, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+    /// Conjugate gradient from Δ = `start` (zeros if None), preconditioned by K-FAC when given,
+    /// until ‖b − HΔ‖/‖b‖ ≤ `tol` or `max_iter` products; `on_step` sees every iteration.
+    /// Stops with an error on NaN/Inf or non-positive curvature.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn solve_cg(
+        &self,
+        gpu: &Gpu,
+        start: Option<&ParamSet>,
+        precond: Option<&Kfac>,
+        tol: f64,
+        max_iter: usize,
+        mut on_step: impl FnMut(Step),
+    ) -> Result<(ParamSet, Vec<Step>)> {
         let b = self.rhs(gpu)?;
         let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
         let lens = self.net.param_lens();
@@ -136,10 +147,22 @@ impl<'a> Problem<'a> {
             }
             None => b.clone(),
         };
-        let mut p = r.clone();
-        let mut rr = ParamSet::dot(gpu, &r, &r).await?;
+        let precondition = |r: &ParamSet| -> Result<ParamSet> {
+            match precond {
+                Some(k) => {
+                    let z = ParamSet::zeros(gpu, &lens)?;
+                    gpu.run(|rec| k.apply(rec, r, &z))?;
+                    Ok(z)
+                }
+                None => Ok(r.clone()),
+            }
+        };
+        let mut z = precondition(&r)?;
+        let mut p = z.clone();
+        let mut rz = ParamSet::dot(gpu, &r, &z).await?;
+        let mut rnorm = ParamSet::dot(gpu, &r, &r).await?.sqrt();
         for it in 1..=max_iter {
-            if (rr.sqrt() / bnorm) <= tol {
+            if rnorm / bnorm <= tol {
                 break;
             }
             let ap = self.hvp(gpu, &p)?;
@@ -147,24 +170,26 @@ impl<'a> Problem<'a> {
             if !pap.is_finite() || pap <= 0.0 {
                 return Err(Error::Diverged(format!("conjugate gradient: curvature pᵀHp = {pap} at iteration {it}")));
             }
-            let step = rr / pap;
+            let step = rz / pap;
             let (x2, r2) = (ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?);
             gpu.run(|rec| {
                 ParamSet::axpby(rec, 1.0, &x, step as f32, &p, &x2)?;
                 ParamSet::axpby(rec, 1.0, &r, -step as f32, &ap, &r2)
             })?;
             (x, r) = (x2, r2);
-            let rr_new = ParamSet::dot(gpu, &r, &r).await?;
-            if !rr_new.is_finite() {
-                return Err(Error::Diverged(format!("conjugate gradient: residual is {rr_new} at iteration {it}")));
+            rnorm = ParamSet::dot(gpu, &r, &r).await?.sqrt();
+            if !rnorm.is_finite() {
+                return Err(Error::Diverged(format!("conjugate gradient: residual is {rnorm} at iteration {it}")));
             }
-            let s = Step { iteration: it, relative_residual: rr_new.sqrt() / bnorm };
+            let s = Step { iteration: it, relative_residual: rnorm / bnorm };
             on_step(s);
             steps.push(s);
+            z = precondition(&r)?;
+            let rz_new = ParamSet::dot(gpu, &r, &z).await?;
             let p2 = ParamSet::zeros(gpu, &lens)?;
-            gpu.run(|rec| ParamSet::axpby(rec, 1.0, &r, (rr_new / rr) as f32, &p, &p2))?;
+            gpu.run(|rec| ParamSet::axpby(rec, 1.0, &z, (rz_new / rz) as f32, &p, &p2))?;
             p = p2;
-            rr = rr_new;
+            rz = rz_new;
         }
         Ok((x, steps))
     }

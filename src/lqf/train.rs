@@ -41,6 +41,8 @@ pub struct Settings {
     pub init: Init,
     /// Images per GPU pass.
     pub batch: usize,
+    /// Precondition the solver with K-FAC (damped with λ).
+    pub kfac: bool,
     /// Conjugate gradient stops at this relative residual…
     pub cg_tol: f64,
     /// …or after this many iterations.
@@ -49,7 +51,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { depth: Depth::Blocks(3), alpha: 0.05, kappa: 5.0, lambda: 1e-3, init: Init::Ridge, batch: 32, cg_tol: 1e-3, max_iter: 100 }
+        Settings { depth: Depth::Blocks(3), alpha: 0.05, kappa: 5.0, lambda: 1e-3, init: Init::Ridge, batch: 32, kfac: true, cg_tol: 1e-3, max_iter: 100 }
     }
 }
 
@@ -158,7 +160,8 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
     let theta0 = theta0(gpu, &split, &w, &b)?;
     let (delta, steps) = {
         let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
-        prob.solve_cg(gpu, None, s.cg_tol, s.max_iter, on_step).await?
+        let kfac = if s.kfac && s.max_iter > 0 { Some(super::kfac::Kfac::new(gpu, &prob, s.lambda).await?) } else { None };
+        prob.solve_cg(gpu, None, kfac.as_ref(), s.cg_tol, s.max_iter, on_step).await?
     };
     Ok(Trained { split, theta0, delta, steps })
 }

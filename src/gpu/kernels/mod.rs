@@ -2,6 +2,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod kfac;
 pub mod reduce;
 pub mod spd;
 

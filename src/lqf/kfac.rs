@@ -1,0 +1,261 @@
+//! K-FAC curvature for the linearized network, used to precondition the solver.
+//!
+//! The Hessian H = (1/N) Σ J_iᵀJ_i + λI does not depend on Δ, so the factors are computed once
+//! per training set and are exact (type-2): for a layer with input patches ā (a 1 appended for
+//! the bias) and output gradients g_c (backprop of the unit vector e_c from the output, C
+//! backward passes per image, all at θ0):
+//!
+//!   A = mean over images and output positions of ā āᵀ
+//!   G = (1/N) Σ_i Σ_c Σ_positions g_c g_cᵀ
+//!
+//! so that for a single linear layer A ⊗ G equals H − λI exactly, and for a network of linear
+//! layers it equals the block-diagonal Gauss-Newton matrix (tests/kfac.rs checks both).
+//! Parameters are laid out [W; b] = `[cin + 1, cout]` row-major, which is the `ParamSet` order
+//! of a 1×1 convolution's HWIO weight followed by its bias, so (A ⊗ G)·vec(V) = A·V·G.
+//!
+//! Depthwise convolutions get one block per channel: A_c over that channel's k×k patch plus a 1,
+//! G_c a scalar (the kernels are in shaders/kfac.wgsl).
+//!
+//! Damping is factored Tikhonov: (A + π√λ I) ⊗ (G + (√λ/π) I) with π = √((tr A/dim A)/(tr G/dim G)),
+//! per layer (per channel for depthwise). Covered: 1×1 convolutions, depthwise convolutions and
+//! the classifier. Other layers (dense k×k, only in a fully linearized network) are
+//! preconditioned by a scalar, 1/(λ + the mean curvature scale of the covered layers).
+use super::linearized::LinearizedNet;
+use super::params::ParamSet;
+use super::solver::Problem;
+use crate::error::Result;
+use crate::gpu::kernels::gemm::{gemm, Gemm};
+use crate::gpu::kernels::{elementwise, kfac as kernels, spd};
+use crate::ops::ConvSpec;
+use crate::gpu::{Gpu, Recorder, Tensor};
+
+/// (din, dout) of the Kronecker factors of ParamSet pair `index`, if it is a dense layer K-FAC covers.
+pub fn factor_dims(net: &LinearizedNet, index: usize) -> Option<(usize, usize)> {
+    match factor_block(net, index)? {
+        Block::Dense { din, dout } => Some((din, dout)),
+        Block::Depthwise { .. } => None,
+    }
+}
+
+/// The shape of K-FAC's block for one layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Block {
+    /// A: din×din (inputs + 1), G: dout×dout.
+    Dense { din: usize, dout: usize },
+    /// Per channel: A_c d×d (k² taps + 1), G_c a scalar. The spec gives kernel size and channels.
+    Depthwise { spec: ConvSpec, d: usize },
+}
+
+pub fn factor_block(net: &LinearizedNet, index: usize) -> Option<Block> {
+    if index == net.convs.len() {
+        return Some(Block::Dense { din: net.features + 1, dout: net.classes });
+    }
+    let c = net.convs.get(index)?;
+    if c.k == 1 && c.groups == 1 && c.stride == 1 {
+        return Some(Block::Dense { din: c.cin + 1, dout: c.cout });
+    }
+    let d = c.k * c.k + 1;
+    if c.groups == c.cin && c.cin == c.cout && d <= kernels::MAX_BLOCK {
+        let spec = ConvSpec { batch: 1, in_h: c.k, in_w: c.k, cin: c.cin, cout: c.cout, kh: c.k, kw: c.k, stride: c.stride, groups: c.groups, padding: c.padding };
+        return Some(Block::Depthwise { spec, d });
+    }
+    None
+}
+
+impl Block {
+    fn a_len(&self) -> usize {
+        match *self {
+            Block::Dense { din, .. } => din * din,
+            Block::Depthwise { spec, d } => spec.cout * d * d,
+        }
+    }
+    fn g_len(&self) -> usize {
+        match *self {
+            Block::Dense { dout, .. } => dout * dout,
+            Block::Depthwise { spec, .. } => spec.cout,
+        }
+    }
+}
+
+/// Undamped factors per ParamSet pair (None where K-FAC does not cover the layer), row-major;
+/// for depthwise layers `a` is `[C, d, d]` and `g` is `[C]`.
+#[derive(Debug, Clone)]
+pub struct Factors {
+    pub a: Vec<Option<Vec<f32>>>,
+    pub g: Vec<Option<Vec<f32>>>,
+}
+
+fn gemm_at(m: usize, n: usize, k: usize, lda: usize, ldb: usize, ldc: usize, off_c: usize, scale: f32) -> Gemm {
+    let mut g = Gemm::new(m, n, k).trans(true, false).scale(scale, 1.0);
+    g.lda = lda;
+    g.ldb = ldb;
+    g.ldc = ldc;
+    g.off_c = off_c;
+    g
+}
+
+/// A += s·āᵀā for input rows `a` (`[rows, cin]`) with a column of ones appended, by blocks:
+/// aᵀa, aᵀ1, 1ᵀa and 1ᵀ1.
+fn accumulate_a(rec: &mut Recorder<'_>, a: &Tensor, ones: &Tensor, rows: usize, cin: usize, acc: &Tensor, s: f32) -> Result<()> {
+    let d = cin + 1;
+    gemm(rec, &gemm_at(cin, cin, rows, cin, cin, d, 0, s), a, a, acc)?;
+    gemm(rec, &gemm_at(cin, 1, rows, cin, 1, d, cin, s), a, ones, acc)?;
+    gemm(rec, &gemm_at(1, cin, rows, 1, cin, d, cin * d, s), ones, a, acc)?;
+    gemm(rec, &gemm_at(1, 1, rows, 1, 1, d, cin * d + cin, s), ones, ones, acc)
+}
+
+/// The exact type-2 statistics of a training problem.
+pub async fn statistics(gpu: &Gpu, prob: &Problem<'_>) -> Result<Factors> {
+    let net = prob.net;
+    let pairs = net.convs.len() + 1;
+    let blocks: Vec<Option<Block>> = (0..pairs).map(|i| factor_block(net, i)).collect();
+    let a_acc: Vec<Option<Tensor>> = blocks.iter().map(|b| b.map(|b| gpu.zeros(b.a_len())).transpose()).collect::<Result<_>>()?;
+    let g_acc: Vec<Option<Tensor>> = blocks.iter().map(|b| b.map(|b| gpu.zeros(b.g_len())).transpose()).collect::<Result<_>>()?;
+    let n_total = prob.len() as f32;
+    let c = net.classes;
+    for b in &prob.batches {
+        let tape = gpu.run(|rec| net.tape(rec, prob.theta0, &b.z, b.n))?;
+        for class in 0..c {
+            let mut onehot = vec![0.0f32; b.n * c];
+            for r in 0..b.n {
+                onehot[r * c + class] = 1.0;
+            }
+            let g = gpu.upload(&onehot)?;
+            gpu.run(|rec| {
+                net.backward(rec, prob.theta0, &tape, b.n, &g, |rec, layer| {
+                    let (Some(ga), Some(aa), Some(block)) = (&g_acc[layer.index], &a_acc[layer.index], blocks[layer.index]) else { return Ok(()) };
+                    let rows = b.n * layer.positions;
+                    let a_scale = 1.0 / (n_total * layer.positions as f32);
+                    match block {
+                        Block::Dense { din, dout } => {
+                            gemm(rec, &gemm_at(dout, dout, rows, dout, dout, dout, 0, 1.0 / n_total), layer.grad, layer.grad, ga)?;
+                            if class == 0 {
+                                let ones = rec.gpu().upload(&vec![1.0; rows])?;
+                                accumulate_a(rec, layer.input, &ones, rows, din - 1, aa, a_scale)?;
+                            }
+                        }
+                        Block::Depthwise { spec, .. } => {
+                            kernels::col_sumsq(rec, layer.grad, rows, spec.cout, ga, 1.0 / n_total, 1.0)?;
+                            if class == 0 {
+                                let s = layer.spec.unwrap_or(spec);
+                                kernels::depthwise_patch_stats(rec, &s, layer.input, aa, a_scale, 1.0)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+    }
+    let mut out = Factors { a: Vec::new(), g: Vec::new() };
+    for (a, g) in a_acc.iter().zip(&g_acc) {
+        out.a.push(match a { Some(t) => Some(gpu.read(t).await?), None => None });
+        out.g.push(match g { Some(t) => Some(gpu.read(t).await?), None => None });
+    }
+    Ok(out)
+}
+
+enum Inverse {
+    Dense { din: usize, dout: usize, a_inv: Tensor, g_inv: Tensor },
+    /// `a_inv` `[C, d, d]`, `g_inv` `[C]` (scalars).
+    Depthwise { spec: ConvSpec, a_inv: Tensor, g_inv: Tensor },
+}
+
+/// The damped, inverted factors: the preconditioner M⁻¹ ≈ H⁻¹.
+pub struct Kfac {
+    layers: Vec<Option<Inverse>>,
+    /// M⁻¹ on layers K-FAC does not cover.
+    other_scale: f32,
+}
+
+fn trace_mean(m: &[f32], d: usize) -> f64 {
+    (0..d).map(|i| m[i * d + i] as f64).sum::<f64>() / d as f64
+}
+
+impl Kfac {
+    pub async fn new(gpu: &Gpu, prob: &Problem<'_>, damping: f32) -> Result<Kfac> {
+        let f = statistics(gpu, prob).await?;
+        let sqrt_l = (damping.max(0.0) as f64).sqrt();
+        let mut layers = Vec::new();
+        let mut scales = Vec::new();
+        let mut statuses = Vec::new();
+        let rec_layers = f.a.iter().zip(&f.g).enumerate().map(|(i, (a, g))| (i, a.clone(), g.clone())).collect::<Vec<_>>();
+        for (i, a, g) in rec_layers {
+            let (Some(mut a), Some(mut g), Some(block)) = (a, g, factor_block(prob.net, i)) else {
+                layers.push(None);
+                continue;
+            };
+            match block {
+                Block::Dense { din, dout } => {
+                    let (ta, tg) = (trace_mean(&a, din), trace_mean(&g, dout));
+                    scales.push(ta * tg);
+                    let pi = if ta > 0.0 && tg > 0.0 { (ta / tg).sqrt() } else { 1.0 };
+                    for k in 0..din {
+                        a[k * din + k] += (pi * sqrt_l) as f32;
+                    }
+                    for k in 0..dout {
+                        g[k * dout + k] += (sqrt_l / pi) as f32;
+                    }
+                    let (a_inv, g_inv) = (gpu.upload(&a)?, gpu.upload(&g)?);
+                    statuses.push(gpu.run(|rec| Ok((spd::spd_inverse_in_place(rec, &a_inv, din)?, spd::spd_inverse_in_place(rec, &g_inv, dout)?)))?);
+                    layers.push(Some(Inverse::Dense { din, dout, a_inv, g_inv }));
+                }
+                Block::Depthwise { spec, d } => {
+                    // Many d×d blocks (d ≤ 50): damped and inverted on the host in f64.
+                    let mut a_inv = Vec::with_capacity(a.len());
+                    let mut g_inv = Vec::with_capacity(g.len());
+                    for (c, gc) in g.iter().enumerate() {
+                        let block: Vec<f64> = a[c * d * d..(c + 1) * d * d].iter().map(|&v| v as f64).collect();
+                        let ta = (0..d).map(|k| block[k * d + k]).sum::<f64>() / d as f64;
+                        let tg = *gc as f64;
+                        scales.push(ta * tg);
+                        let pi = if ta > 0.0 && tg > 0.0 { (ta / tg).sqrt() } else { 1.0 };
+                        let mut damped = block;
+                        for k in 0..d {
+                            damped[k * d + k] += pi * sqrt_l;
+                        }
+                        let inv = crate::cpu::linalg::spd_inverse(&damped, d)?;
+                        a_inv.extend(inv.iter().map(|&v| v as f32));
+                        g_inv.push((1.0 / (tg + sqrt_l / pi)) as f32);
+                    }
+                    layers.push(Some(Inverse::Depthwise { spec, a_inv: gpu.upload(&a_inv)?, g_inv: gpu.upload(&g_inv)? }));
+                }
+            }
+        }
+        for (sa, sg) in &statuses {
+            spd::check_status(gpu, sa).await?;
+            spd::check_status(gpu, sg).await?;
+        }
+        let mean = if scales.is_empty() { 0.0 } else { scales.iter().sum::<f64>() / scales.len() as f64 };
+        Ok(Kfac { layers, other_scale: (1.0 / (damping as f64 + mean).max(1e-12)) as f32 })
+    }
+
+    /// out = M⁻¹·r: per covered layer A⁻¹·[∇W; ∇b]·G⁻¹, a scalar elsewhere.
+    pub fn apply(&self, rec: &mut Recorder<'_>, r: &ParamSet, out: &ParamSet) -> Result<()> {
+        let gpu = rec.gpu();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (rw, rb, ow, ob) = (&r.tensors[2 * i], &r.tensors[2 * i + 1], &out.tensors[2 * i], &out.tensors[2 * i + 1]);
+            match layer {
+                Some(Inverse::Dense { din, dout, a_inv, g_inv }) => {
+                    let (din, dout) = (*din, *dout);
+                    let packed = gpu.zeros(din * dout)?;
+                    rec.copy(rw, 0, &packed, 0, rw.len);
+                    rec.copy(rb, 0, &packed, rw.len, rb.len);
+                    let (t, u) = (gpu.zeros(din * dout)?, gpu.zeros(din * dout)?);
+                    gemm(rec, &Gemm::new(din, dout, din), a_inv, &packed, &t)?;
+                    gemm(rec, &Gemm::new(din, dout, dout), &t, g_inv, &u)?;
+                    rec.copy(&u, 0, ow, 0, ow.len);
+                    rec.copy(&u, ow.len, ob, 0, ob.len);
+                }
+                Some(Inverse::Depthwise { spec, a_inv, g_inv }) => {
+                    kernels::depthwise_precondition(rec, spec, rw, rb, a_inv, g_inv, ow, ob)?;
+                }
+                None => {
+                    elementwise::axpby(rec, self.other_scale, rw, 0.0, rw, ow)?;
+                    elementwise::axpby(rec, self.other_scale, rb, 0.0, rb, ob)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

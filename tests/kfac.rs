@@ -1,0 +1,198 @@
+//! K-FAC against the exact curvature where theory says they are equal (type-2 factors, MSE):
+//! for a single linear layer A ⊗ G = H − λI, and for a network of linear layers it is the exact
+//! block-diagonal Gauss-Newton matrix. Dense Jacobians come from the f64 CPU mirror.
+mod common;
+
+use common::{block, f64s, gpu};
+use lqf::cpu;
+use lqf::gpu::kernels::gemm::Gemm;
+use lqf::lqf::kfac::{self, factor_dims};
+use lqf::lqf::{reference, LinBlock, LinearizedNet, ParamSet, Problem};
+use lqf::model::arch::ConvDef;
+use lqf::model::backbone::Hwc;
+use lqf::ops::Padding;
+use lqf::rng::Rng;
+
+/// f32 statistics vs the f64 Gauss-Newton matrix, relative to its largest entry.
+const KFAC_REL: f64 = 1e-5;
+
+fn pw(cin: usize, cout: usize) -> ConvDef {
+    ConvDef { weight: String::new(), bn: String::new(), cin, cout, k: 1, stride: 1, groups: 1, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false }
+}
+
+/// (1/N) JᵀJ restricted to the parameters [off, off + len).
+fn ggn_block(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], n: usize, off: usize, len: usize) -> Vec<f64> {
+    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let jac = reference::dense_jacobian(net, &th64, &f64s(z), n);
+    let p: usize = net.param_lens().iter().sum();
+    let rows = n * net.classes;
+    let mut full = vec![0.0; p * p];
+    cpu::gemm::gemm(&Gemm::new(p, p, rows).trans(true, false).scale(1.0 / n as f32, 0.0), &jac, &jac, &mut full);
+    let mut out = vec![0.0; len * len];
+    for i in 0..len {
+        for j in 0..len {
+            out[i * len + j] = full[(off + i) * p + off + j];
+        }
+    }
+    out
+}
+
+/// A ⊗ G in the [W; b] row-major parameter order: entry ((i,o),(j,o')) = A[i,j]·G[o,o'].
+fn kron(a: &[f32], g: &[f32], din: usize, dout: usize) -> Vec<f64> {
+    let len = din * dout;
+    let mut out = vec![0.0; len * len];
+    for i in 0..din {
+        for o in 0..dout {
+            for j in 0..din {
+                for o2 in 0..dout {
+                    out[(i * dout + o) * len + j * dout + o2] = a[i * din + j] as f64 * g[o * dout + o2] as f64;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_equal(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize) {
+    let g = gpu();
+    let tth = ParamSet::upload(g, th).unwrap();
+    let prob = block(Problem::new(g, net, &tth, z, labels, batch, 1.0, 0.0)).unwrap();
+    let f = block(kfac::statistics(g, &prob)).unwrap();
+    let lens = net.param_lens();
+    let mut off = 0;
+    for pair in 0..=net.convs.len() {
+        let len = lens[2 * pair] + lens[2 * pair + 1];
+        let (din, dout) = factor_dims(net, pair).expect("every layer here is covered");
+        let got = kron(f.a[pair].as_ref().unwrap(), f.g[pair].as_ref().unwrap(), din, dout);
+        let want = ggn_block(net, th, z, labels.len(), off, len);
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(err < KFAC_REL, "layer {pair}: max |A⊗G − GGN| / max |GGN| = {err:.2e}");
+        off += len;
+    }
+}
+
+#[test]
+fn single_linear_layer_kfac_equals_the_hessian() {
+    let net = LinearizedNet { convs: vec![], blocks: vec![], input: Hwc { h: 2, w: 2, c: 5 }, features: 5, classes: 3, alpha: 0.0 };
+    let mut rng = Rng::new(51);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 7;
+    let z = rng.vec_f32(n * net.input.len());
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    // Mini-batches of 3 accumulate to the same statistics as the full set.
+    check_equal(&net, &th, &z, &labels, 3);
+}
+
+#[test]
+fn linear_network_kfac_equals_the_block_diagonal_gauss_newton() {
+    let net = LinearizedNet {
+        convs: vec![pw(3, 5), pw(5, 4)],
+        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
+        input: Hwc { h: 1, w: 1, c: 3 },
+        features: 4,
+        classes: 3,
+        alpha: 0.0,
+    };
+    let mut rng = Rng::new(52);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 9;
+    let z = rng.vec_f32(n * net.input.len());
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    check_equal(&net, &th, &z, &labels, n);
+}
+
+/// Where K-FAC is exact (a lone classifier), preconditioned CG needs only a few iterations even
+/// when the problem is badly conditioned, while plain CG needs many.
+#[test]
+fn exact_kfac_makes_cg_converge_at_once() {
+    let g = gpu();
+    let net = LinearizedNet { convs: vec![], blocks: vec![], input: Hwc { h: 2, w: 2, c: 24 }, features: 24, classes: 4, alpha: 0.0 };
+    let mut rng = Rng::new(53);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 40;
+    // Features with very different scales: an ill-conditioned quadratic.
+    let z: Vec<f32> = (0..n * net.input.len()).map(|i| rng.range(-1.0, 1.0) as f32 * (1.0 + (i % 24) as f32).powi(2)).collect();
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let lambda = 1e-4;
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 16, 5.0, lambda)).unwrap();
+    let k = block(kfac::Kfac::new(g, &prob, lambda)).unwrap();
+    let (_, plain) = block(prob.solve_cg(g, None, None, 1e-4, 300, |_| {})).unwrap();
+    let (_, pre) = block(prob.solve_cg(g, None, Some(&k), 1e-4, 300, |_| {})).unwrap();
+    eprintln!("iterations to 1e-4: plain CG {}, K-FAC CG {}", plain.len(), pre.len());
+    assert!(pre.len() <= 5 && pre.len() * 4 < plain.len(), "K-FAC {} vs plain {}", pre.len(), plain.len());
+}
+
+/// Depthwise: with one output position and no activation the layer is linear, and each
+/// channel's diagonal block of the Gauss-Newton matrix is exactly A_c·G_c.
+#[test]
+fn depthwise_kfac_blocks_equal_the_gauss_newton_channel_blocks() {
+    let g = gpu();
+    let dw = ConvDef { weight: String::new(), bn: String::new(), cin: 4, cout: 4, k: 3, stride: 1, groups: 4, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false };
+    let net = LinearizedNet { convs: vec![dw], blocks: vec![LinBlock { residual: false, convs: vec![0] }], input: Hwc { h: 3, w: 3, c: 4 }, features: 4, classes: 3, alpha: 0.0 };
+    let mut rng = Rng::new(54);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 8;
+    let z = rng.vec_f32(n * net.input.len());
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 5, 1.0, 0.0)).unwrap();
+    let f = block(kfac::statistics(g, &prob)).unwrap();
+    let (a, gs) = (f.a[0].as_ref().unwrap(), f.g[0].as_ref().unwrap());
+    let (channels, d) = (4, 10);
+    let lens = net.param_lens();
+    let ggn = ggn_block(&net, &th, &z, n, 0, lens[0] + lens[1]);
+    let p = lens[0] + lens[1];
+    let index = |c: usize, t: usize| if t < 9 { t * channels + c } else { lens[0] + c };
+    let scale = ggn.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for c in 0..channels {
+        for i in 0..d {
+            for j in 0..d {
+                let want = ggn[index(c, i) * p + index(c, j)];
+                let got = a[(c * d + i) * d + j] as f64 * gs[c] as f64;
+                assert!((got - want).abs() / scale < KFAC_REL, "channel {c} ({i},{j}): {got} vs {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn kfac_kernels_match_their_references() {
+    use lqf::gpu::kernels::kfac as k;
+    let g = gpu();
+    let mut rng = Rng::new(55);
+    for s in [
+        lqf::ops::ConvSpec { batch: 2, in_h: 7, in_w: 6, cin: 5, cout: 5, kh: 3, kw: 3, stride: 2, groups: 5, padding: Padding::Same },
+        lqf::ops::ConvSpec { batch: 1, in_h: 9, in_w: 9, cin: 3, cout: 3, kh: 5, kw: 5, stride: 1, groups: 3, padding: Padding::Symmetric(2, 2) },
+    ] {
+        let d = s.kh * s.kw + 1;
+        let x = rng.vec_f32(s.input_len());
+        let (tx, acc) = (g.upload(&x).unwrap(), g.upload(&vec![1.0; s.cout * d * d]).unwrap());
+        let rows = 13;
+        let y = rng.vec_f32(rows * s.cout);
+        let (ty, sq) = (g.upload(&y).unwrap(), g.zeros(s.cout).unwrap());
+        let (gw, gb) = (rng.vec_f32(s.weight_len()), rng.vec_f32(s.cout));
+        let ainv = rng.vec_f32(s.cout * d * d);
+        let ginv = rng.vec_f32(s.cout);
+        let (tgw, tgb, ta, tg) = (g.upload(&gw).unwrap(), g.upload(&gb).unwrap(), g.upload(&ainv).unwrap(), g.upload(&ginv).unwrap());
+        let (ow, ob) = (g.zeros(s.weight_len()).unwrap(), g.zeros(s.cout).unwrap());
+        g.run(|rec| {
+            k::depthwise_patch_stats(rec, &s, &tx, &acc, 0.5, 1.0)?;
+            k::col_sumsq(rec, &ty, rows, s.cout, &sq, 2.0, 0.0)?;
+            k::depthwise_precondition(rec, &s, &tgw, &tgb, &ta, &tg, &ow, &ob)
+        })
+        .unwrap();
+        let close = |got: Vec<f32>, want: Vec<f64>, what: &str| {
+            for (a, b) in got.iter().zip(&want) {
+                assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()) * d as f64, "{what}: {a} vs {b}");
+            }
+        };
+        let stats: Vec<f64> = cpu::kfac::depthwise_patch_stats(&s, &f64s(&x)).iter().map(|v| 0.5 * v + 1.0).collect();
+        close(block(g.read(&acc)).unwrap(), stats, "depthwise_patch_stats");
+        close(block(g.read(&sq)).unwrap(), cpu::kfac::col_sumsq(&f64s(&y), s.cout).iter().map(|v| 2.0 * v).collect(), "col_sumsq");
+        let (rw, rb) = cpu::kfac::depthwise_precondition(s.kh * s.kw, s.cout, &f64s(&gw), &f64s(&gb), &f64s(&ainv), &f64s(&ginv));
+        close(block(g.read(&ow)).unwrap(), rw, "depthwise_precondition weights");
+        close(block(g.read(&ob)).unwrap(), rb, "depthwise_precondition bias");
+    }
+}
