@@ -179,8 +179,7 @@ impl Kfac {
         let mut layers = Vec::new();
         let mut scales = Vec::new();
         let mut statuses = Vec::new();
-        let rec_layers = f.a.iter().zip(&f.g).enumerate().map(|(i, (a, g))| (i, a.clone(), g.clone())).collect::<Vec<_>>();
-        for (i, a, g) in rec_layers {
+        for (i, (a, g)) in f.a.into_iter().zip(f.g).enumerate() {
             let (Some(mut a), Some(mut g), Some(block)) = (a, g, factor_block(prob.net, i)) else {
                 layers.push(None);
                 continue;
