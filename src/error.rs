@@ -28,6 +28,8 @@ pub enum Error {
     Image { name: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("model file: {0}")]
+    ModelFile(String),
     #[error("training diverged: {0}")]
     Diverged(String),
     #[error("invalid argument: {0}")]

@@ -2,6 +2,7 @@
 //! (../shared/docs/method.md is the specification).
 pub mod kfac;
 pub mod linearized;
+pub mod model_file;
 pub mod params;
 pub mod probe;
 pub mod reference;

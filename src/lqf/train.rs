@@ -10,7 +10,7 @@ use crate::model::backbone::{Backbone, Hwc};
 use crate::rng::Rng;
 
 /// How much of the backbone is linearized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Depth {
     /// The classifier only: a linear probe on the frozen features.
     Probe,
@@ -21,7 +21,7 @@ pub enum Depth {
 }
 
 /// How the new classifier is set at θ0 (it must not be zero, or every backbone Jacobian is).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Init {
     /// Kaiming-uniform as PyTorch's `nn.Linear`: W, b ~ U(±1/√features), seeded.
     Random { seed: u64 },
@@ -29,7 +29,7 @@ pub enum Init {
     Ridge,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub depth: Depth,
     /// Leaky-ReLU6 slope in the linearized part (the frozen trunk keeps the pretrained ReLU6).
@@ -187,4 +187,34 @@ pub async fn predict(gpu: &Gpu, m: &Trained, z: &[f32], n: usize, batch: usize) 
 pub fn accuracy(logits: &[f32], labels: &[u32], classes: usize) -> f64 {
     let pred = crate::cpu::elementwise::argmax_rows(logits, classes);
     pred.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64
+}
+
+impl Trained {
+    /// The model file of this training run.
+    pub async fn to_model_file(&self, gpu: &Gpu, backbone: &Backbone, classes: &[String], settings: &Settings) -> Result<super::model_file::ModelFile> {
+        let nconv = self.split.net.convs.len();
+        Ok(super::model_file::ModelFile {
+            backbone: backbone.arch(),
+            weights_sha256: backbone.weights_sha256.clone(),
+            classes: classes.to_vec(),
+            settings: settings.clone(),
+            classifier_weight0: gpu.read(&self.theta0.tensors[2 * nconv]).await?,
+            classifier_bias0: gpu.read(&self.theta0.tensors[2 * nconv + 1]).await?,
+            delta: self.delta.read(gpu).await?,
+        })
+    }
+
+    /// Rebuild a trained model from its file on `backbone` (which must be the one it was trained on).
+    pub fn from_model_file(gpu: &Gpu, backbone: &Backbone, m: &super::model_file::ModelFile) -> Result<Trained> {
+        if m.backbone != backbone.arch() || m.weights_sha256 != backbone.weights_sha256 {
+            return Err(Error::ModelFile(format!("trained on {} weights {}, not on the loaded {} weights {}", m.backbone.id(), m.weights_sha256, backbone.arch().id(), backbone.weights_sha256)));
+        }
+        let split = split(backbone, m.settings.depth, m.classes.len(), m.settings.alpha)?;
+        if m.delta.iter().map(Vec::len).ne(split.net.param_lens()) || m.classifier_weight0.len() != split.net.features * split.net.classes {
+            return Err(Error::ModelFile("parameter shapes do not match the backbone split".into()));
+        }
+        let theta0 = theta0(gpu, &split, &m.classifier_weight0, &m.classifier_bias0)?;
+        let delta = ParamSet::upload(gpu, &m.delta)?;
+        Ok(Trained { split, theta0, delta, steps: Vec::new() })
+    }
 }
