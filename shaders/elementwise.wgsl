@@ -42,17 +42,6 @@ fn add_row_vector(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     uout[i] += ux[i % up.cols];
 }
 
-// ---- in place: x = f(x)
-@group(0) @binding(0) var<storage, read_write> ix: array<f32>;
-@group(0) @binding(1) var<uniform> ip: Params;
-
-@compute @workgroup_size(256, 1, 1)
-fn leaky_relu6_in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if (i >= ip.len) { return; }
-    ix[i] = act(ix[i], ip.alpha);
-}
-
 // ---- binary: out = f(x, y)
 @group(0) @binding(0) var<storage, read> bx: array<f32>;
 @group(0) @binding(1) var<storage, read> by: array<f32>;

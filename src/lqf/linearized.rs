@@ -148,14 +148,12 @@ impl LinearizedNet {
     }
 
     /// The primal pass, keeping what the backward pass needs.
-    fn forward_tape(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<(Tape, Vec<(Tensor, Hwc)>)> {
+    fn forward_tape(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tape> {
         let gpu = rec.gpu();
         let mut tape = Tape { inputs: Vec::new(), pre: Vec::new(), shapes: Vec::new(), last: self.input, pooled: gpu.zeros(1)? };
-        let mut block_inputs = Vec::new();
         let mut a = z.clone();
         let mut shape = self.input;
         for block in &self.blocks {
-            block_inputs.push((a.clone(), shape));
             let block_in = a.clone();
             for &k in &block.convs {
                 let c = &self.convs[k];
@@ -186,7 +184,7 @@ impl LinearizedNet {
         tape.pooled = gpu.zeros(batch * shape.c)?;
         reduce::global_avg_pool(rec, &a, batch, shape.h * shape.w, shape.c, &tape.pooled)?;
         tape.last = shape;
-        Ok((tape, block_inputs))
+        Ok(tape)
     }
 
     /// The classifier's input at θ0 (pooled features), `[batch, features]`.
@@ -217,7 +215,7 @@ impl LinearizedNet {
     /// The primal pass at θ0, keeping each layer's input and pre-activation for `backward`.
     pub(crate) fn tape(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tape> {
         self.check(theta0, "θ0")?;
-        Ok(self.forward_tape(rec, theta0, z, batch)?.0)
+        self.forward_tape(rec, theta0, z, batch)
     }
 
     /// Backpropagate `g` (`[batch, classes]`) at θ0 and hand every layer, classifier first then

@@ -47,12 +47,6 @@ impl ParamSet {
         Ok(())
     }
 
-    pub fn copy_from(&self, rec: &mut Recorder<'_>, src: &ParamSet) {
-        for (d, s) in self.tensors.iter().zip(&src.tensors) {
-            rec.copy(s, 0, d, 0, s.len);
-        }
-    }
-
     /// ⟨x, y⟩ accumulated in f64 from per-workgroup partial sums.
     pub async fn dot(gpu: &Gpu, x: &ParamSet, y: &ParamSet) -> Result<f64> {
         let partial = gpu.zeros(reduce::DOT_GROUPS * x.tensors.len())?;

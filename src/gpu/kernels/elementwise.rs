@@ -15,13 +15,6 @@ pub fn leaky_relu6(rec: &mut Recorder<'_>, x: &Tensor, out: &Tensor, alpha: f32)
     Ok(())
 }
 
-/// `x = leaky_relu6(x)` in place (inference, where the pre-activation is not kept).
-pub fn leaky_relu6_in_place(rec: &mut Recorder<'_>, x: &Tensor, act: crate::ops::LeakyRelu6) -> Result<()> {
-    let p = params(x.len, 0, act.alpha, 0.0, 0.0);
-    rec.dispatch(pipeline::ELEMENTWISE, "leaky_relu6_in_place", &[], &[x], &p, groups_1d(x.len, 256));
-    Ok(())
-}
-
 /// `out = σ'(u) ⊙ t`: the activation's JVP (t a tangent) and VJP (t an output gradient).
 pub fn leaky_relu6_grad_mul(rec: &mut Recorder<'_>, u: &Tensor, t: &Tensor, out: &Tensor, alpha: f32) -> Result<()> {
     check_len("leaky_relu6_grad_mul t", t, u.len)?;
