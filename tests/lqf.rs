@@ -59,6 +59,7 @@ fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
     let u = rng.vec_f32(N * net.classes);
     let tu = g.upload(&u).unwrap();
     let grads = ParamSet::zeros(g, &net.param_lens()).unwrap();
+    let primal = g.run(|rec| net.forward(rec, &tth, &tz, N)).unwrap();
     let (f0, fd) = g
         .run(|rec| {
             let out = net.jvp(rec, &tth, &tz, N, &tde)?;
@@ -76,6 +77,7 @@ fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
         }
     };
     close(&block(g.read(&f0)).unwrap(), &rf0, "f0");
+    close(&block(g.read(&primal)).unwrap(), &rf0, "primal-only f0");
     close(&block(g.read(&fd)).unwrap(), &rfd, "J·Δ");
     // Jᵀu against the dense Jacobian, and ⟨JΔ, u⟩ = ⟨Δ, Jᵀu⟩.
     let jac = reference::dense_jacobian(&net, &th64, &f64s(&z), N);

@@ -187,6 +187,16 @@ impl LinearizedNet {
         Ok(tape)
     }
 
+    /// f_lin(z; 0) = g(z; θ0) alone: the primal pass, without the tangent stream of `jvp`.
+    pub fn forward(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tensor> {
+        let pooled = self.pooled(rec, theta0, z, batch)?;
+        let nconv = self.convs.len();
+        let f = rec.gpu().zeros(batch * self.classes)?;
+        let epi = Epilogue { bias: Some(&theta0.tensors[2 * nconv + 1]), act: None };
+        gemm_fused(rec, &Gemm::new(batch, self.classes, self.features), &pooled, &theta0.tensors[2 * nconv], &f, epi)?;
+        Ok(f)
+    }
+
     /// The classifier's input at θ0 (pooled features), `[batch, features]`.
     pub fn pooled(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tensor> {
         Ok(self.tape(rec, theta0, z, batch)?.pooled)

@@ -49,11 +49,10 @@ impl<'a> Problem<'a> {
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= net.classes) {
             return Err(Error::InvalidArgument(format!("label {bad} is not below the {} classes", net.classes)));
         }
-        let zero = ParamSet::zeros(gpu, &net.param_lens())?;
         let mut batches = Vec::new();
         for (start, b) in crate::batches(n, batch) {
             let zt = gpu.upload(&z[start * per..(start + b) * per])?;
-            let f0 = gpu.run(|rec| Ok(net.jvp(rec, theta0, &zt, b, &zero)?.0))?;
+            let f0 = gpu.run(|rec| net.forward(rec, theta0, &zt, b))?;
             batches.push(Batch { z: zt, n: b, labels: gpu.upload_u32(&labels[start..start + b])?, f0 });
         }
         Ok(Problem { net, theta0, batches, kappa, lambda })
