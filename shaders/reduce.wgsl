@@ -84,8 +84,9 @@ fn argmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     aout[r] = best;
 }
 
-// Partial dot products: workgroup g sums x·y over its grid-stride share into out[g]; the host
-// adds the (few) partials in f64. Used by the conjugate-gradient solver.
+// Partial dot products: workgroup g sums x·y over its grid-stride share into out[inner + g]
+// (inner = an output offset, so many dot products share one buffer and one readback); the host
+// adds the partials in f64. Used by the conjugate-gradient solver.
 @group(0) @binding(0) var<storage, read> dxv: array<f32>;
 @group(0) @binding(1) var<storage, read> dyv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dout: array<f32>;
@@ -105,5 +106,5 @@ fn dot_partial(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
         workgroupBarrier();
         if (lid < w) { partial[lid] += partial[lid + w]; }
     }
-    if (lid == 0u) { dout[wid.x] = partial[0]; }
+    if (lid == 0u) { dout[dp.inner + wid.x] = partial[0]; }
 }

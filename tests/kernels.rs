@@ -259,3 +259,23 @@ fn missing_adapter_is_a_typed_error() {
     assert!(matches!(err, lqf::Error::NoAdapter(_)), "{err}");
     assert!(err.to_string().contains("mesa-vulkan-drivers"), "{err}");
 }
+
+/// Dot products from per-workgroup partial sums, several pairs sharing one buffer (offsets).
+#[test]
+fn dot_products_match_the_f64_sum() {
+    let g = gpu();
+    let mut rng = Rng::new(18);
+    let lens = [1usize, 255, 16_384, 70_001];
+    let xs: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_f32(n)).collect();
+    let ys: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec_f32(n)).collect();
+    let tx: Vec<_> = xs.iter().map(|v| g.upload(v).unwrap()).collect();
+    let ty: Vec<_> = ys.iter().map(|v| g.upload(v).unwrap()).collect();
+    let pairs: Vec<_> = tx.iter().zip(&ty).collect();
+    let got = block(lqf::lqf::params::dot_sum(g, &pairs)).unwrap();
+    let want: f64 = xs.iter().zip(&ys).flat_map(|(x, y)| x.iter().zip(y).map(|(a, b)| *a as f64 * *b as f64)).sum();
+    let scale: f64 = xs.iter().zip(&ys).flat_map(|(x, y)| x.iter().zip(y).map(|(a, b)| (*a as f64 * *b as f64).abs())).sum();
+    assert!((got - want).abs() <= F32_REL * scale, "dot {got} vs {want} (scale {scale})");
+    let one = block(lqf::lqf::params::dot_sum(g, &[(&tx[3], &ty[3])])).unwrap();
+    let want3: f64 = xs[3].iter().zip(&ys[3]).map(|(a, b)| *a as f64 * *b as f64).sum();
+    assert!((one - want3).abs() <= F32_REL * scale, "single pair {one} vs {want3}");
+}

@@ -49,15 +49,14 @@ impl ParamSet {
 
     /// ⟨x, y⟩ accumulated in f64 from per-workgroup partial sums.
     pub async fn dot(gpu: &Gpu, x: &ParamSet, y: &ParamSet) -> Result<f64> {
-        let partial = gpu.zeros(reduce::DOT_GROUPS * x.tensors.len())?;
-        gpu.run(|rec| {
-            for (i, (a, b)) in x.tensors.iter().zip(&y.tensors).enumerate() {
-                let slot = gpu.zeros(reduce::DOT_GROUPS)?;
-                reduce::dot_partial(rec, a, b, &slot)?;
-                rec.copy(&slot, 0, &partial, i * reduce::DOT_GROUPS, reduce::DOT_GROUPS);
-            }
-            Ok(())
-        })?;
-        Ok(gpu.read(&partial).await?.iter().map(|&v| v as f64).sum())
+        let pairs: Vec<(&Tensor, &Tensor)> = x.tensors.iter().zip(&y.tensors).collect();
+        dot_sum(gpu, &pairs).await
     }
+}
+
+/// Σ_i ⟨x_i, y_i⟩ over tensor pairs, in f64: one dispatch per pair into one buffer, one readback.
+pub async fn dot_sum(gpu: &Gpu, pairs: &[(&Tensor, &Tensor)]) -> Result<f64> {
+    let partial = gpu.zeros(reduce::DOT_GROUPS * pairs.len())?;
+    gpu.run(|rec| pairs.iter().enumerate().try_for_each(|(slot, (x, y))| reduce::dot_partial(rec, x, y, &partial, slot)))?;
+    Ok(gpu.read(&partial).await?.iter().map(|&v| v as f64).sum())
 }

@@ -8,7 +8,7 @@ use super::kfac::Kfac;
 use super::linearized::LinearizedNet;
 use super::params::ParamSet;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{elementwise, reduce};
+use crate::gpu::kernels::elementwise;
 use crate::gpu::{Gpu, Tensor};
 
 /// Training-set features in mini-batches, with labels and the primal outputs at θ0.
@@ -107,7 +107,7 @@ impl<'a> Problem<'a> {
                 elementwise::axpby(rec, 1.0, &f0, 1.0, &jd, &f)?;
                 elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)
             })?;
-            sq += dot1(gpu, &r, &r).await?;
+            sq += super::params::dot_sum(gpu, &[(&r, &r)]).await?;
         }
         let reg = ParamSet::dot(gpu, delta, delta).await?;
         Ok(sq / (2.0 * self.len() as f64) + 0.5 * self.lambda as f64 * reg)
@@ -192,11 +192,4 @@ impl<'a> Problem<'a> {
         }
         Ok((x, steps))
     }
-}
-
-/// ⟨x, y⟩ of two tensors, in f64 from GPU partial sums.
-pub async fn dot1(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<f64> {
-    let partial = gpu.zeros(reduce::DOT_GROUPS)?;
-    gpu.run(|rec| reduce::dot_partial(rec, x, y, &partial))?;
-    Ok(gpu.read(&partial).await?.iter().map(|&v| v as f64).sum())
 }

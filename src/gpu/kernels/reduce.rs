@@ -54,11 +54,11 @@ pub fn argmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize,
 /// Workgroups used by [`dot_partial`]; the host sums this many partials.
 pub const DOT_GROUPS: usize = 64;
 
-/// `out[g]` = partial sums of x·y over `DOT_GROUPS` workgroups (out needs `DOT_GROUPS` elements).
-pub fn dot_partial(rec: &mut Recorder<'_>, x: &Tensor, y: &Tensor, out: &Tensor) -> Result<()> {
+/// `out[slot·DOT_GROUPS + g]` = partial sums of x·y over `DOT_GROUPS` workgroups.
+pub fn dot_partial(rec: &mut Recorder<'_>, x: &Tensor, y: &Tensor, out: &Tensor, slot: usize) -> Result<()> {
     check_len("dot y", y, x.len)?;
-    check_len("dot out", out, DOT_GROUPS)?;
-    let p = params(x.len, 0, 0, 1.0, 0.0);
+    check_len("dot out", out, (slot + 1) * DOT_GROUPS)?;
+    let p = params(x.len, 0, slot * DOT_GROUPS, 1.0, 0.0);
     rec.dispatch(pipeline::REDUCE, "dot_partial", &[], &[x, y, out], &p, [DOT_GROUPS as u32, 1, 1]);
     Ok(())
 }
