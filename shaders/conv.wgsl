@@ -13,12 +13,7 @@ struct Params {
     alpha: f32, beta: f32, act_alpha: f32, _p2: u32,
 }
 
-// Fused epilogue of the forward kernels: leaky-ReLU6 with slope act_alpha, when act != 0.
-fn leaky_relu6(u: f32, a: f32) -> f32 {
-    if (u < 0.0) { return a * u; }
-    if (u > 6.0) { return 6.0 + a * (u - 6.0); }
-    return u;
-}
+// Fused epilogue of the forward kernels: leaky-ReLU6 (common.wgsl) with slope act_alpha, when act != 0.
 fn act4(v: vec4<f32>, on: u32, a: f32) -> vec4<f32> {
     if (on == 0u) { return v; }
     return vec4<f32>(leaky_relu6(v.x, a), leaky_relu6(v.y, a), leaky_relu6(v.z, a), leaky_relu6(v.w, a));

@@ -12,15 +12,6 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-// Leaky-ReLU6 with slope alpha outside [0, 6]; alpha = 0 is ReLU6.
-fn act(u: f32, a: f32) -> f32 {
-    if (u < 0.0) { return a * u; }
-    if (u > 6.0) { return 6.0 + a * (u - 6.0); }
-    return u;
-}
-fn act_slope(u: f32, a: f32) -> f32 {
-    return select(1.0, a, u < 0.0 || u > 6.0);
-}
 
 // ---- unary: out = f(x)
 @group(0) @binding(0) var<storage, read> ux: array<f32>;
@@ -28,10 +19,10 @@ fn act_slope(u: f32, a: f32) -> f32 {
 @group(0) @binding(2) var<uniform> up: Params;
 
 @compute @workgroup_size(256, 1, 1)
-fn leaky_relu6(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn leaky_relu6_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if (i >= up.len) { return; }
-    uout[i] = act(ux[i], up.alpha);
+    uout[i] = leaky_relu6(ux[i], up.alpha);
 }
 
 // out[i] += x[i % cols]: a bias row added to every row of out.
@@ -53,7 +44,7 @@ fn add_row_vector(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 fn leaky_relu6_grad_mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if (i >= bp.len) { return; }
-    bout[i] = act_slope(bx[i], bp.alpha) * by[i];
+    bout[i] = leaky_relu6_slope(bx[i], bp.alpha) * by[i];
 }
 
 // out = alpha·x + beta·y

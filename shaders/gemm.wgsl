@@ -21,11 +21,6 @@ struct Params {
     act_alpha: f32, _p3: u32, _p4: u32, _p5: u32,
 }
 
-fn leaky_relu6(u: f32, a: f32) -> f32 {
-    if (u < 0.0) { return a * u; }
-    if (u > 6.0) { return 6.0 + a * (u - 6.0); }
-    return u;
-}
 
 fn epilogue4(v: vec4<f32>, bias: vec4<f32>) -> vec4<f32> {
     var o = v;

@@ -2,7 +2,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// One WGSL file under `shaders/`, compiled into the binary so native and wasm builds carry it.
+/// One WGSL file under `shaders/`, compiled into the binary so native and wasm builds carry it,
+/// with the shared prelude `shaders/common.wgsl` in front (WGSL has no includes).
 #[derive(Debug, Clone, Copy)]
 pub struct Shader {
     pub name: &'static str,
@@ -11,7 +12,10 @@ pub struct Shader {
 
 macro_rules! shader {
     ($id:ident, $file:literal) => {
-        pub const $id: Shader = Shader { name: $file, source: include_str!(concat!("../../shaders/", $file)) };
+        pub const $id: Shader = Shader {
+            name: $file,
+            source: concat!(include_str!("../../shaders/common.wgsl"), include_str!(concat!("../../shaders/", $file))),
+        };
     };
 }
 shader!(GEMM, "gemm.wgsl");
@@ -20,6 +24,9 @@ shader!(ELEMENTWISE, "elementwise.wgsl");
 shader!(REDUCE, "reduce.wgsl");
 shader!(SPD, "spd_inverse.wgsl");
 shader!(KFAC, "kfac.wgsl");
+
+/// The prelude file, part of every `Shader::source`.
+pub const PRELUDE: &str = "common.wgsl";
 
 /// Every shader of the crate, for the naga validation test and for warm-up.
 pub const ALL_SHADERS: &[Shader] = &[GEMM, CONV, ELEMENTWISE, REDUCE, SPD, KFAC];

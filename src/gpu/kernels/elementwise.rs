@@ -11,7 +11,7 @@ fn params(len: usize, cols: usize, alpha: f32, beta: f32, kappa: f32) -> Vec<u8>
 pub fn leaky_relu6(rec: &mut Recorder<'_>, x: &Tensor, out: &Tensor, alpha: f32) -> Result<()> {
     check_len("leaky_relu6 out", out, x.len)?;
     let p = params(x.len, 0, alpha, 0.0, 0.0);
-    rec.dispatch(pipeline::ELEMENTWISE, "leaky_relu6", &[], &[x, out], &p, groups_1d(x.len, 256));
+    rec.dispatch(pipeline::ELEMENTWISE, "leaky_relu6_forward", &[], &[x, out], &p, groups_1d(x.len, 256));
     Ok(())
 }
 
