@@ -70,3 +70,147 @@ fn help_lists_commands() {
     }
     assert!(Path::new(env!("CARGO_BIN_EXE_lqf")).exists());
 }
+
+/// A small ImageFolder in a temporary directory: `per` images of each of `classes` classes of
+/// the bundled EuroSAT sample's `split`.
+fn folder(name: &str, split: &str, classes: &[&str], per: usize) -> PathBuf {
+    let root = tmp(name);
+    let _ = std::fs::remove_dir_all(&root);
+    for c in classes {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/samples/eurosat").join(split).join(c);
+        let dst = root.join(c);
+        std::fs::create_dir_all(&dst).unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files.iter().take(per) {
+            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    root
+}
+
+const CLASSES: [&str; 3] = ["Forest", "Highway", "SeaLake"];
+
+#[test]
+fn train_eval_predict_round_trip_with_a_corrupt_file_skipped() {
+    let data = folder("rt-train", "train", &CLASSES, 4);
+    std::fs::copy("tests/data/images/bad/truncated.jpg", data.join("Forest/zz_truncated.jpg")).unwrap();
+    let model = tmp("rt.lqf");
+    let (code, out, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--depth", "1", "--iterations", "3", "--batch", "8"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "train prints nothing on stdout: {out}");
+    assert!(err.contains("adapter:") && err.contains("zz_truncated.jpg") && err.contains("1 file(s) skipped, 12 image(s) used"), "{err}");
+    assert!(err.contains("K-FAC curvature") && err.contains("solving") && err.contains("loss"), "progress with the loss: {err}");
+    assert!(model.exists());
+
+    let test = folder("rt-test", "test", &CLASSES, 5);
+    let (code, out, err) = lqf(&["eval", "--model", model.to_str().unwrap(), "--data", test.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only JSON");
+    assert_eq!(v["n"], 15);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.6, "three distinct land-use classes are told apart: {acc}");
+    assert_eq!(v["per_class"].as_object().unwrap().len(), 3);
+    let conf = v["confusion"].as_array().unwrap();
+    let total: u64 = conf.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap())).sum();
+    let diag: u64 = (0..3).map(|i| conf[i][i].as_u64().unwrap()).sum();
+    assert_eq!(total, 15);
+    assert!((diag as f64 / 15.0 - acc).abs() < 1e-5, "accuracy is the confusion matrix's diagonal");
+
+    let img = test.join("SeaLake").read_dir().unwrap().next().unwrap().unwrap().path();
+    let (code, out, err) = lqf(&["predict", "--model", model.to_str().unwrap(), "--json", "--top", "2", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top = v[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 2);
+    assert!(top[0]["score"].as_f64() >= top[1]["score"].as_f64());
+    assert!(CLASSES.contains(&top[0]["class"].as_str().unwrap()));
+}
+
+#[test]
+fn bad_training_data_is_refused_without_output() {
+    let model = tmp("never.lqf");
+    let check = |args: &[&str], want: &str| {
+        let (code, _, err) = lqf(args);
+        assert_ne!(code, 0, "{args:?} must fail");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+        assert!(!model.exists(), "{args:?} left a model file");
+    };
+    let m = model.to_str().unwrap();
+    check(&["train", "--data", "no/such/dir", "--out", m, "--method", "probe"], "no/such/dir");
+    let empty = tmp("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    check(&["train", "--data", empty.to_str().unwrap(), "--out", m, "--method", "probe"], "no class folders");
+    let single = folder("single", "train", &["Forest"], 3);
+    check(&["train", "--data", single.to_str().unwrap(), "--out", m, "--method", "probe"], "at least 2 classes");
+    let unreadable = folder("unreadable", "train", &["Forest", "Highway"], 3);
+    for f in std::fs::read_dir(unreadable.join("Highway")).unwrap() {
+        std::fs::write(f.unwrap().path(), b"not an image").unwrap();
+    }
+    check(&["train", "--data", unreadable.to_str().unwrap(), "--out", m, "--method", "probe"], "no readable image in class folder(s) Highway");
+    let small = folder("small", "train", &CLASSES, 3);
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--shots", "5"], "fewer than the 5 shots");
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--weight-decay=-1"], "non-negative");
+    let diverging = ["train", "--data", small.to_str().unwrap(), "--out", m, "--depth", "1", "--solver", "sgd", "--lr", "1000", "--momentum", "0.9", "--epochs", "5", "--kfac", "false"];
+    check(&diverging, "diverged");
+}
+
+#[test]
+fn non_utf8_file_names_are_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let data = folder("utf8", "train", &["Forest", "SeaLake"], 2);
+    let src = data.join("Forest").read_dir().unwrap().next().unwrap().unwrap().path();
+    std::fs::rename(&src, data.join("Forest").join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"))).unwrap();
+    let model = tmp("utf8.lqf");
+    let (code, _, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--method", "probe"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("skipped"), "{err}");
+}
+
+#[test]
+fn bad_model_files_are_refused() {
+    use lqf::lqf::model_file::ModelFile;
+    let data = folder("mf-train", "train", &["Forest", "SeaLake"], 2);
+    let model = tmp("mf.lqf");
+    let (code, _, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--method", "probe"]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&model).unwrap();
+    let eval = |bytes: &[u8], want: &str| {
+        let p = tmp("mf-bad.lqf");
+        std::fs::write(&p, bytes).unwrap();
+        let (code, out, err) = lqf(&["eval", "--model", p.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json"]);
+        assert_ne!(code, 0);
+        assert!(out.is_empty() && err.contains(want), "expected {want:?}: {err}");
+    };
+    eval(&bytes[..bytes.len() / 2], "not a readable model file");
+    let mut other = ModelFile::from_bytes(&bytes, None).unwrap();
+    other.backbone = lqf::model::Arch::EfficientNetLite0;
+    eval(&other.to_bytes(), "trained on efficientnet_lite0 weights");
+    let mut st = lqf::model::safetensors::read(&bytes).unwrap();
+    st.metadata.insert("version".into(), "99".into());
+    eval(&lqf::model::safetensors::write(&st, lqf::model::safetensors::Dtype::F32), "newer than this build reads");
+}
+
+#[test]
+fn no_gpu_adapter_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lqf")).args(["info"]).env("WGPU_BACKEND", "vulkan").env("VK_ICD_FILENAMES", "/nonexistent.json").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("no GPU adapter") && err.contains("mesa-vulkan-drivers"), "{err}");
+}
+
+#[test]
+fn fewshot_table_as_json() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/samples/eurosat");
+    let (code, out, err) = lqf(&["fewshot", "--data", root.to_str().unwrap(), "--shots", "2,4", "--seeds", "0,1", "--methods", "probe,logistic", "--depth", "probe", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only JSON");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 8);
+    assert_eq!(v["test_images"], 100);
+    let summary = v["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 4);
+    for s in summary {
+        let m = s["mean"].as_f64().unwrap();
+        assert!(m > 0.3 && m <= 1.0, "well above the 10% of chance: {s}");
+    }
+}

@@ -31,11 +31,11 @@ fn trained_model_round_trips_and_bad_files_are_refused() {
     let settings = Settings { depth: Depth::Blocks(1), init: Init::Random { seed: 3 }, max_iter: 3, batch: 4, ..Default::default() };
     let split = train::split(&net, settings.depth, 2, settings.alpha).unwrap();
     let z = pollster::block_on(train::trunk_features(&gpu, &net, split.trunk_end, &x, 4)).unwrap();
-    let trained = pollster::block_on(train::train(&gpu, split, &z, &labels, &settings, |_| {})).unwrap();
+    let trained = pollster::block_on(train::train(&gpu, split, &z, &labels, &settings, &mut |_| {})).unwrap();
     let before = pollster::block_on(train::predict(&gpu, &trained, &z, 4, 4)).unwrap();
     assert_eq!(train::accuracy(&before, &labels, 2), 1.0, "four training images are fitted");
 
-    let file = pollster::block_on(trained.to_model_file(&gpu, &net, &classes, &settings)).unwrap();
+    let file = pollster::block_on(trained.to_model_file(&gpu, &net, &classes)).unwrap();
     let bytes = file.to_bytes();
     let dir = std::env::temp_dir().join(format!("lqf-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

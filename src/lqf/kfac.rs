@@ -175,12 +175,17 @@ fn trace_mean(m: &[f32], d: usize) -> f64 {
 impl Kfac {
     pub async fn new(gpu: &Gpu, prob: &Problem<'_>, damping: f32) -> Result<Kfac> {
         let f = statistics(gpu, prob).await?;
+        Kfac::from_factors(gpu, prob.net, &f, damping).await
+    }
+
+    /// Damp and invert factors computed once: a λ path reuses one set of statistics.
+    pub async fn from_factors(gpu: &Gpu, net: &LinearizedNet, f: &Factors, damping: f32) -> Result<Kfac> {
         let sqrt_l = (damping.max(0.0) as f64).sqrt();
         let mut layers = Vec::new();
         let mut scales = Vec::new();
         let mut statuses = Vec::new();
-        for (i, (a, g)) in f.a.into_iter().zip(f.g).enumerate() {
-            let (Some(mut a), Some(mut g), Some(block)) = (a, g, factor_block(prob.net, i)) else {
+        for (i, (a, g)) in f.a.iter().zip(&f.g).enumerate() {
+            let (Some(mut a), Some(mut g), Some(block)) = (a.clone(), g.clone(), factor_block(net, i)) else {
                 layers.push(None);
                 continue;
             };

@@ -1,15 +1,31 @@
-//! The training problem and its full-batch solver.
+//! The training problem and its two solvers.
 //!
 //! L(Δ) = 1/(2N) Σ_i ‖f0(x_i) + J_i Δ − κ e_{y_i}‖² + (λ/2)‖Δ‖²  is a convex quadratic with
 //! Hessian H = (1/N) Σ J_iᵀJ_i + λI, constant in Δ. Its unique minimiser solves H Δ = b with
-//! b = (1/N) Σ J_iᵀ(κ e_{y_i} − f0(x_i)). Conjugate gradient needs only products H·v: one JVP
-//! pass with tangent v and one VJP pass per mini-batch, no learning rate.
+//! b = (1/N) Σ J_iᵀ(κ e_{y_i} − f0(x_i)) = −∇L(0).
+//!
+//! - `solve_cg`: preconditioned conjugate gradient, full batch (streamed over mini-batches); each
+//!   iteration one product H·v = one JVP pass with tangent v and one VJP pass. No learning rate.
+//! - `solve_sgd`: the paper's K-FAC-preconditioned SGD with momentum on mini-batches. With
+//!   `variance_reduced` (the default) each epoch starts with a full gradient at a snapshot Δ̃ and
+//!   every mini-batch step uses g_B(Δ) − g_B(Δ̃) + ∇L(Δ̃) = H_B(Δ − Δ̃) + ∇L(Δ̃) (SVRG): the same
+//!   cost per step, and since the noise vanishes at the optimum, a constant learning rate reaches
+//!   Δ* exactly whatever the rate, seed or batch order. Without it, plain mini-batch SGD ends in a
+//!   neighbourhood of Δ* whose size grows with the learning rate.
+//!
+//! Both report ‖∇L(Δ)‖/‖∇L(0)‖ (for CG, its relative residual ‖b − HΔ‖/‖b‖) and the loss, and
+//! both stop with `Error::Diverged` on NaN/Inf, non-positive curvature or a growing loss.
 use super::kfac::Kfac;
 use super::linearized::LinearizedNet;
-use super::params::ParamSet;
+use super::params::{dot_sum, ParamSet};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::elementwise;
 use crate::gpu::{Gpu, Tensor};
+use crate::rng::Rng;
+
+/// A loss above this multiple of the starting loss is divergence (a convex quadratic's loss
+/// only grows under a learning rate that is too large).
+pub const DIVERGENCE_FACTOR: f64 = 10.0;
 
 /// Training-set features in mini-batches, with labels and the primal outputs at θ0.
 pub struct Batch {
@@ -30,12 +46,47 @@ pub struct Problem<'a> {
     pub lambda: f32,
 }
 
-/// One CG iteration's record, for progress reports and convergence checks.
+/// One solver iteration's record (a CG iteration or an SGD epoch).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     pub iteration: usize,
-    /// ‖b − HΔ‖ / ‖b‖
+    /// ‖∇L(Δ)‖ / ‖∇L(0)‖ = ‖b − HΔ‖ / ‖b‖
     pub relative_residual: f64,
+    /// L(Δ)
+    pub loss: f64,
+}
+
+/// The paper's solver: K-FAC-preconditioned SGD with momentum.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sgd {
+    /// Step size on the preconditioned gradient (K-FAC makes 1 the Newton step).
+    pub lr: f32,
+    pub momentum: f32,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Seeds the order of the mini-batches in every epoch.
+    pub seed: u64,
+    /// SVRG control variate (see the module documentation).
+    pub variance_reduced: bool,
+}
+
+impl Default for Sgd {
+    fn default() -> Sgd {
+        Sgd { lr: 0.5, momentum: 0.5, epochs: 30, seed: 0, variance_reduced: true }
+    }
+}
+
+/// L(x) = L(0) − ½ xᵀ(b + r) for a CG iterate x with residual r = b − Hx, in one readback.
+async fn cg_loss(gpu: &Gpu, loss0: f64, x: &ParamSet, b: &ParamSet, r: &ParamSet) -> Result<f64> {
+    let pairs: Vec<(&Tensor, &Tensor)> = x.tensors.iter().zip(&b.tensors).chain(x.tensors.iter().zip(&r.tensors)).collect();
+    Ok(loss0 - 0.5 * dot_sum(gpu, &pairs).await?)
+}
+
+fn check_loss(loss: f64, first: f64, what: &str, it: usize) -> Result<()> {
+    if !loss.is_finite() || loss > DIVERGENCE_FACTOR * first.max(f64::MIN_POSITIVE) {
+        return Err(Error::Diverged(format!("{what}: loss {loss:.4e} at iteration {it} (started at {first:.4e}); lower the learning rate")));
+    }
+    Ok(())
 }
 
 impl<'a> Problem<'a> {
@@ -66,25 +117,56 @@ impl<'a> Problem<'a> {
         self.len() == 0
     }
 
-    /// b = (1/N) Σ Jᵀ(κY − f0).
-    pub fn rhs(&self, gpu: &Gpu) -> Result<ParamSet> {
-        let out = ParamSet::zeros(gpu, &self.net.param_lens())?;
-        let scale = -1.0 / self.len() as f32;
+    fn zeros(&self, gpu: &Gpu) -> Result<ParamSet> {
+        ParamSet::zeros(gpu, &self.net.param_lens())
+    }
+
+    /// `scale · Σ_B J_Bᵀ r_B` with residuals r = f0 + J·x − κY (x = 0 when None), and Σ‖r‖².
+    async fn residual_vjp(&self, gpu: &Gpu, x: Option<&ParamSet>, scale: f32) -> Result<(ParamSet, f64)> {
+        let out = self.zeros(gpu)?;
+        let mut residuals = Vec::with_capacity(self.batches.len());
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
-                let r = gpu.zeros(b.f0.len)?;
-                elementwise::mse_residual(rec, &b.f0, &b.labels, self.net.classes, self.kappa, &r)?;
+                let f = match x {
+                    Some(x) => {
+                        let (_, jx) = self.net.jvp(rec, self.theta0, &b.z, b.n, x)?;
+                        let f = rec.gpu().zeros(b.f0.len)?;
+                        elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jx, &f)?;
+                        f
+                    }
+                    None => b.f0.clone(),
+                };
+                let r = rec.gpu().zeros(b.f0.len)?;
+                elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
                 self.net.vjp(rec, self.theta0, &b.z, b.n, &r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
+                residuals.push(r);
             }
             Ok(())
         })?;
-        Ok(out)
+        let pairs: Vec<(&Tensor, &Tensor)> = residuals.iter().map(|r| (r, r)).collect();
+        Ok((out, dot_sum(gpu, &pairs).await?))
+    }
+
+    /// b = (1/N) Σ Jᵀ(κY − f0) = −∇L(0), and L(0).
+    pub async fn rhs(&self, gpu: &Gpu) -> Result<(ParamSet, f64)> {
+        let (b, sq) = self.residual_vjp(gpu, None, -1.0 / self.len() as f32).await?;
+        Ok((b, sq / (2.0 * self.len() as f64)))
+    }
+
+    /// ∇L(x) and L(x) in one pass over the data.
+    pub async fn gradient(&self, gpu: &Gpu, x: &ParamSet) -> Result<(ParamSet, f64)> {
+        let n = self.len() as f64;
+        let (jtr, sq) = self.residual_vjp(gpu, Some(x), 1.0 / n as f32).await?;
+        let g = self.zeros(gpu)?;
+        gpu.run(|rec| ParamSet::axpby(rec, 1.0, &jtr, self.lambda, x, &g))?;
+        let reg = ParamSet::dot(gpu, x, x).await?;
+        Ok((g, sq / (2.0 * n) + 0.5 * self.lambda as f64 * reg))
     }
 
     /// H·v = (1/N) Σ Jᵀ(J v) + λ v.
     pub fn hvp(&self, gpu: &Gpu, v: &ParamSet) -> Result<ParamSet> {
-        let jtj = ParamSet::zeros(gpu, &self.net.param_lens())?;
-        let out = ParamSet::zeros(gpu, &self.net.param_lens())?;
+        let jtj = self.zeros(gpu)?;
+        let out = self.zeros(gpu)?;
         let scale = 1.0 / self.len() as f32;
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
@@ -98,24 +180,38 @@ impl<'a> Problem<'a> {
 
     /// L(Δ), accumulated in f64.
     pub async fn loss(&self, gpu: &Gpu, delta: &ParamSet) -> Result<f64> {
-        let mut sq = 0.0;
+        Ok(self.gradient(gpu, delta).await?.1)
+    }
+
+    /// f_lin(z; Δ) for every image, in order: `[N, classes]`.
+    pub async fn predict(&self, gpu: &Gpu, delta: &ParamSet) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.len() * self.net.classes);
         for b in &self.batches {
-            let r = gpu.zeros(b.f0.len)?;
-            gpu.run(|rec| {
-                let (f0, jd) = self.net.jvp(rec, self.theta0, &b.z, b.n, delta)?;
-                let f = gpu.zeros(f0.len)?;
-                elementwise::axpby(rec, 1.0, &f0, 1.0, &jd, &f)?;
-                elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)
+            let f = gpu.run(|rec| {
+                let (_, jd) = self.net.jvp(rec, self.theta0, &b.z, b.n, delta)?;
+                let f = rec.gpu().zeros(b.f0.len)?;
+                elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jd, &f)?;
+                Ok(f)
             })?;
-            sq += super::params::dot_sum(gpu, &[(&r, &r)]).await?;
+            out.extend(gpu.read(&f).await?);
         }
-        let reg = ParamSet::dot(gpu, delta, delta).await?;
-        Ok(sq / (2.0 * self.len() as f64) + 0.5 * self.lambda as f64 * reg)
+        Ok(out)
+    }
+
+    fn precondition(&self, gpu: &Gpu, precond: Option<&Kfac>, r: &ParamSet) -> Result<ParamSet> {
+        match precond {
+            Some(k) => {
+                let z = self.zeros(gpu)?;
+                gpu.run(|rec| k.apply(rec, r, &z))?;
+                Ok(z)
+            }
+            None => Ok(r.clone()),
+        }
     }
 
     /// Conjugate gradient from Δ = `start` (zeros if None), preconditioned by K-FAC when given,
     /// until ‖b − HΔ‖/‖b‖ ≤ `tol` or `max_iter` products; `on_step` sees every iteration.
-    /// Stops with an error on NaN/Inf or non-positive curvature.
+    /// The loss costs nothing extra: L(x) = L(0) − ½ xᵀ(b + r) with r = b − Hx.
     #[allow(clippy::too_many_arguments)]
     pub async fn solve_cg(
         &self,
@@ -126,12 +222,11 @@ impl<'a> Problem<'a> {
         max_iter: usize,
         mut on_step: impl FnMut(Step),
     ) -> Result<(ParamSet, Vec<Step>)> {
-        let b = self.rhs(gpu)?;
+        let (b, loss0) = self.rhs(gpu).await?;
         let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
-        let lens = self.net.param_lens();
         let mut x = match start {
             Some(s) => s.clone(),
-            None => ParamSet::zeros(gpu, &lens)?,
+            None => self.zeros(gpu)?,
         };
         let mut steps = Vec::new();
         if bnorm == 0.0 {
@@ -140,23 +235,14 @@ impl<'a> Problem<'a> {
         let mut r = match start {
             Some(s) => {
                 let hx = self.hvp(gpu, s)?;
-                let r = ParamSet::zeros(gpu, &lens)?;
+                let r = self.zeros(gpu)?;
                 gpu.run(|rec| ParamSet::axpby(rec, 1.0, &b, -1.0, &hx, &r))?;
                 r
             }
             None => b.clone(),
         };
-        let precondition = |r: &ParamSet| -> Result<ParamSet> {
-            match precond {
-                Some(k) => {
-                    let z = ParamSet::zeros(gpu, &lens)?;
-                    gpu.run(|rec| k.apply(rec, r, &z))?;
-                    Ok(z)
-                }
-                None => Ok(r.clone()),
-            }
-        };
-        let mut z = precondition(&r)?;
+        let first = cg_loss(gpu, loss0, &x, &b, &r).await?;
+        let mut z = self.precondition(gpu, precond, &r)?;
         let mut p = z.clone();
         let mut rz = ParamSet::dot(gpu, &r, &z).await?;
         let mut rnorm = ParamSet::dot(gpu, &r, &r).await?.sqrt();
@@ -170,25 +256,107 @@ impl<'a> Problem<'a> {
                 return Err(Error::Diverged(format!("conjugate gradient: curvature pᵀHp = {pap} at iteration {it}")));
             }
             let step = rz / pap;
-            let (x2, r2) = (ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?);
+            let (x2, r2) = (self.zeros(gpu)?, self.zeros(gpu)?);
             gpu.run(|rec| {
                 ParamSet::axpby(rec, 1.0, &x, step as f32, &p, &x2)?;
                 ParamSet::axpby(rec, 1.0, &r, -step as f32, &ap, &r2)
             })?;
             (x, r) = (x2, r2);
             rnorm = ParamSet::dot(gpu, &r, &r).await?.sqrt();
+            let loss = cg_loss(gpu, loss0, &x, &b, &r).await?;
             if !rnorm.is_finite() {
                 return Err(Error::Diverged(format!("conjugate gradient: residual is {rnorm} at iteration {it}")));
             }
-            let s = Step { iteration: it, relative_residual: rnorm / bnorm };
+            check_loss(loss, first, "conjugate gradient", it)?;
+            let s = Step { iteration: it, relative_residual: rnorm / bnorm, loss };
             on_step(s);
             steps.push(s);
-            z = precondition(&r)?;
+            z = self.precondition(gpu, precond, &r)?;
             let rz_new = ParamSet::dot(gpu, &r, &z).await?;
-            let p2 = ParamSet::zeros(gpu, &lens)?;
+            let p2 = self.zeros(gpu)?;
             gpu.run(|rec| ParamSet::axpby(rec, 1.0, &z, (rz_new / rz) as f32, &p, &p2))?;
             p = p2;
             rz = rz_new;
+        }
+        Ok((x, steps))
+    }
+
+    /// K-FAC-preconditioned SGD with momentum over the mini-batches, in a seeded order each
+    /// epoch: v ← μv + M⁻¹g_B, Δ ← Δ − ηv. Stops when ‖∇L‖/‖∇L(0)‖ ≤ `tol` (checked with the
+    /// full gradient at the start of every epoch) or after `sgd.epochs` epochs.
+    pub async fn solve_sgd(&self, gpu: &Gpu, start: Option<&ParamSet>, precond: Option<&Kfac>, sgd: &Sgd, tol: f64, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+        if !(sgd.lr > 0.0 && sgd.lr.is_finite() && (0.0..1.0).contains(&sgd.momentum)) {
+            return Err(Error::InvalidArgument(format!("SGD needs a positive learning rate and momentum in [0, 1), got {} and {}", sgd.lr, sgd.momentum)));
+        }
+        let (b, loss0) = self.rhs(gpu).await?;
+        let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
+        let mut x = match start {
+            Some(s) => s.clone(),
+            None => self.zeros(gpu)?,
+        };
+        let mut steps = Vec::new();
+        if bnorm == 0.0 {
+            return Ok((x, steps));
+        }
+        let mut v = self.zeros(gpu)?;
+        let mut rng = Rng::new(sgd.seed);
+        let mut first = loss0;
+        for epoch in 0..=sgd.epochs {
+            // The full gradient at the snapshot: the stopping test, the loss, and SVRG's anchor.
+            let (full, loss) = self.gradient(gpu, &x).await?;
+            let rel = ParamSet::dot(gpu, &full, &full).await?.sqrt() / bnorm;
+            if epoch == 0 {
+                first = loss;
+            } else {
+                let s = Step { iteration: epoch, relative_residual: rel, loss };
+                on_step(s);
+                steps.push(s);
+            }
+            check_loss(loss, first, "SGD", epoch)?;
+            if !rel.is_finite() {
+                return Err(Error::Diverged(format!("SGD: gradient norm is {rel} at epoch {epoch}")));
+            }
+            if rel <= tol || epoch == sgd.epochs {
+                break;
+            }
+            let snapshot = x.clone();
+            let mut order: Vec<usize> = (0..self.batches.len()).collect();
+            rng.shuffle(&mut order);
+            for &bi in &order {
+                let bt = &self.batches[bi];
+                let g = self.zeros(gpu)?;
+                let scale = 1.0 / bt.n as f32;
+                gpu.run(|rec| {
+                    let gpu = rec.gpu();
+                    if sgd.variance_reduced {
+                        // g = H_B(x − x̃) + ∇L(x̃)
+                        let d = self.zeros(gpu)?;
+                        ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
+                        let (_, jd) = self.net.jvp(rec, self.theta0, &bt.z, bt.n, &d)?;
+                        let jtj = self.zeros(gpu)?;
+                        self.net.vjp(rec, self.theta0, &bt.z, bt.n, &jd, &jtj, scale, 0.0)?;
+                        let t = self.zeros(gpu)?;
+                        ParamSet::axpby(rec, 1.0, &jtj, self.lambda, &d, &t)?;
+                        ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
+                    } else {
+                        // g = (1/|B|) J_Bᵀ r_B(x) + λx
+                        let (_, jx) = self.net.jvp(rec, self.theta0, &bt.z, bt.n, &x)?;
+                        let (f, r) = (gpu.zeros(bt.f0.len)?, gpu.zeros(bt.f0.len)?);
+                        elementwise::axpby(rec, 1.0, &bt.f0, 1.0, &jx, &f)?;
+                        elementwise::mse_residual(rec, &f, &bt.labels, self.net.classes, self.kappa, &r)?;
+                        let jtr = self.zeros(gpu)?;
+                        self.net.vjp(rec, self.theta0, &bt.z, bt.n, &r, &jtr, scale, 0.0)?;
+                        ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &x, &g)
+                    }
+                })?;
+                let d = self.precondition(gpu, precond, &g)?;
+                let (v2, x2) = (self.zeros(gpu)?, self.zeros(gpu)?);
+                gpu.run(|rec| {
+                    ParamSet::axpby(rec, sgd.momentum, &v, 1.0, &d, &v2)?;
+                    ParamSet::axpby(rec, 1.0, &x, -sgd.lr, &v2, &x2)
+                })?;
+                (v, x) = (v2, x2);
+            }
         }
         Ok((x, steps))
     }

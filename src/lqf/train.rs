@@ -2,8 +2,11 @@
 //! features, initialise the classifier, solve, predict.
 use super::linearized::{LinBlock, LinearizedNet};
 use super::params::ParamSet;
+use super::finetune::Finetune;
+use super::kfac::{self, Kfac};
 use super::probe;
-use super::solver::{Problem, Step};
+use super::progress::{OnProgress, Phase, Progress};
+use super::solver::{Problem, Sgd, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::model::backbone::{Backbone, Hwc};
@@ -29,29 +32,111 @@ pub enum Init {
     Ridge,
 }
 
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The linearized network, MSE, K-FAC (the project's method).
+    #[default]
+    Lqf,
+    /// Ridge regression on the frozen features (closed form; depth is ignored).
+    Ridge,
+    /// Logistic regression on the frozen features (depth is ignored).
+    Logistic,
+    /// Standard non-linear fine-tuning of the same blocks with cross-entropy.
+    Finetune,
+}
+
+/// LQF's solver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverKind {
+    /// Full-batch preconditioned conjugate gradient (no learning rate).
+    #[default]
+    Cg,
+    /// K-FAC-preconditioned SGD with momentum (settings in `Settings::sgd`).
+    Sgd,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
+    #[serde(default)]
+    pub method: Method,
     pub depth: Depth,
     /// Leaky-ReLU6 slope in the linearized part (the frozen trunk keeps the pretrained ReLU6).
     pub alpha: f32,
     /// Target scale κ.
     pub kappa: f32,
-    /// Weight decay λ toward θ0.
+    /// Weight decay λ toward θ0 (also the ridge probe's and the logistic probe's λ). When
+    /// `lambda_path` is not empty, this is the λ that was chosen from it.
     pub lambda: f32,
+    /// Candidate λ values chosen from on a held-out fold of the training set (empty: use `lambda`).
+    #[serde(default)]
+    pub lambda_path: Vec<f32>,
     pub init: Init,
     /// Images per GPU pass.
     pub batch: usize,
     /// Precondition the solver with K-FAC (damped with λ).
     pub kfac: bool,
-    /// Conjugate gradient stops at this relative residual…
+    #[serde(default)]
+    pub solver: SolverKind,
+    /// Conjugate gradient stops at this relative residual (SGD at this relative gradient norm)…
     pub cg_tol: f64,
-    /// …or after this many iterations.
+    /// …or after this many CG iterations.
     pub max_iter: usize,
+    #[serde(default)]
+    pub sgd: Sgd,
+    #[serde(default)]
+    pub finetune: Finetune,
+    /// Iterations of the logistic probe (as an initialisation or a method).
+    #[serde(default = "default_logistic_iterations")]
+    pub logistic_iterations: usize,
+}
+
+fn default_logistic_iterations() -> usize {
+    500
 }
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { depth: Depth::Blocks(3), alpha: 0.05, kappa: 5.0, lambda: 1e-3, init: Init::Ridge, batch: 32, kfac: true, cg_tol: 1e-3, max_iter: 100 }
+        Settings {
+            method: Method::Lqf,
+            depth: Depth::Blocks(3),
+            alpha: 0.05,
+            kappa: 5.0,
+            lambda: 1e-3,
+            lambda_path: Vec::new(),
+            init: Init::Ridge,
+            batch: 32,
+            kfac: true,
+            solver: SolverKind::Cg,
+            cg_tol: 1e-3,
+            max_iter: 100,
+            sgd: Sgd::default(),
+            finetune: Finetune::default(),
+            logistic_iterations: default_logistic_iterations(),
+        }
+    }
+}
+
+impl Settings {
+    /// The depth to split at: the probes need only the backbone's final features (they also
+    /// train correctly on a deeper split made with `effective_alpha`, which `fewshot` uses to
+    /// share one feature cache between methods).
+    pub fn effective_depth(&self) -> Depth {
+        match self.method {
+            Method::Ridge | Method::Logistic => Depth::Probe,
+            _ => self.depth,
+        }
+    }
+
+    /// The activation slope actually used: the probes and standard fine-tuning keep the
+    /// pretrained network's ReLU6; LQF uses the leaky one.
+    pub fn effective_alpha(&self) -> f32 {
+        match self.method {
+            Method::Lqf => self.alpha,
+            _ => 0.0,
+        }
     }
 }
 
@@ -134,49 +219,201 @@ pub fn theta0(gpu: &Gpu, split: &Split, w: &[f32], b: &[f32]) -> Result<ParamSet
     Ok(ParamSet { tensors })
 }
 
-/// A trained linearized model: θ0 and the solution Δ.
+/// A trained model: θ0 and Δ. For LQF and the probes the prediction is f_lin(z; Δ) = f0 + J·Δ
+/// (the probes have Δ = 0 and their classifier in θ0); for fine-tuning it is the network at θ0 + Δ.
 pub struct Trained {
     pub split: Split,
     pub theta0: ParamSet,
     pub delta: ParamSet,
+    /// The settings it was trained with, `lambda` being the one chosen when a path was searched.
+    pub settings: Settings,
     pub steps: Vec<Step>,
+    /// The held-out fold's verdict on each λ of the path (empty without a search).
+    pub lambda_scores: Vec<LambdaScore>,
 }
 
-/// Train LQF on trunk features `z` with `labels`.
-pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Settings, on_step: impl FnMut(Step)) -> Result<Trained> {
-    let n = labels.len();
+/// How one λ of the path did on the held-out fold.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LambdaScore {
+    pub lambda: f32,
+    pub accuracy: f64,
+    /// Mean squared error to the κ-scaled one-hot targets.
+    pub mse: f64,
+}
+
+/// The classifier at θ0 for features `z` of the split.
+async fn init_classifier(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], s: &Settings, init: Init, progress: OnProgress<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
     let (c, f) = (split.net.classes, split.net.features);
-    let (w, b) = match s.init {
+    progress(Progress::new(Phase::Init, 0, 1));
+    let out = match init {
         Init::Random { seed } => {
             let mut rng = Rng::new(seed);
             let bound = 1.0 / (f as f64).sqrt();
             ((0..f * c).map(|_| rng.range(-bound, bound) as f32).collect(), (0..c).map(|_| rng.range(-bound, bound) as f32).collect())
         }
         Init::Ridge => {
-            let pooled = pooled_features(gpu, &split, z, n, s.batch).await?;
+            let pooled = pooled_features(gpu, split, z, labels.len(), s.batch).await?;
             probe::ridge(gpu, &pooled, labels, c, s.kappa, s.lambda).await?
         }
     };
-    let theta0 = theta0(gpu, &split, &w, &b)?;
-    let (delta, steps) = {
-        let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
-        let kfac = if s.kfac && s.max_iter > 0 { Some(super::kfac::Kfac::new(gpu, &prob, s.lambda).await?) } else { None };
-        prob.solve_cg(gpu, None, kfac.as_ref(), s.cg_tol, s.max_iter, on_step).await?
-    };
-    Ok(Trained { split, theta0, delta, steps })
+    progress(Progress::new(Phase::Init, 1, 1));
+    Ok(out)
 }
 
-/// f_lin(z; Δ) for `n` trunk feature maps: `[n, classes]`.
+/// Check labels and features before any GPU work: clear messages instead of shape errors.
+fn validate(split: &Split, z: &[f32], labels: &[u32]) -> Result<()> {
+    let (n, c) = (labels.len(), split.net.classes);
+    if n == 0 {
+        return Err(Error::InvalidArgument("no training images".into()));
+    }
+    if z.len() != n * split.net.input.len() {
+        return Err(Error::InvalidArgument(format!("{} feature values for {n} images of {}", z.len(), split.net.input.len())));
+    }
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= c) {
+        return Err(Error::InvalidArgument(format!("label {l} is not below the {c} classes")));
+    }
+    let mut seen = vec![false; c];
+    labels.iter().for_each(|&l| seen[l as usize] = true);
+    if seen.iter().filter(|&&s| s).count() < 2 {
+        return Err(Error::InvalidArgument("training needs images of at least 2 classes".into()));
+    }
+    Ok(())
+}
+
+/// One LQF solve with the configured solver.
+async fn solve(gpu: &Gpu, prob: &Problem<'_>, start: Option<&ParamSet>, kfac: Option<&Kfac>, s: &Settings, progress: OnProgress<'_>) -> Result<(ParamSet, Vec<Step>)> {
+    let total = match s.solver {
+        SolverKind::Cg => s.max_iter,
+        SolverKind::Sgd => s.sgd.epochs,
+    };
+    let mut report = |st: Step| progress(Progress { loss: Some(st.loss), residual: Some(st.relative_residual), ..Progress::new(Phase::Solve, st.iteration, total) });
+    match s.solver {
+        SolverKind::Cg => prob.solve_cg(gpu, start, kfac, s.cg_tol, s.max_iter, &mut report).await,
+        SolverKind::Sgd => prob.solve_sgd(gpu, start, kfac, &s.sgd, s.cg_tol, &mut report).await,
+    }
+}
+
+/// Every fifth image of each class (in the given order) is held out, if the class has at
+/// least three; returns (train indices, held-out indices).
+pub fn holdout_fold(labels: &[u32], classes: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut count = vec![0usize; classes];
+    labels.iter().for_each(|&l| count[l as usize] += 1);
+    let mut seen = vec![0usize; classes];
+    let (mut tr, mut ho) = (Vec::new(), Vec::new());
+    for (i, &l) in labels.iter().enumerate() {
+        let k = seen[l as usize];
+        seen[l as usize] += 1;
+        if count[l as usize] >= 3 && k % 5 == 4.min(count[l as usize] - 1) % 5 {
+            ho.push(i);
+        } else {
+            tr.push(i);
+        }
+    }
+    (tr, ho)
+}
+
+fn gather(z: &[f32], labels: &[u32], idx: &[usize], per: usize) -> (Vec<f32>, Vec<u32>) {
+    (idx.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect(), idx.iter().map(|&i| labels[i]).collect())
+}
+
+/// Choose λ from `s.lambda_path` on a held-out fold of the training set (never the test set):
+/// θ0 is initialised on the fold's training part, the K-FAC statistics are computed once, and
+/// the path is solved from the largest λ down, each solve warm-started at the previous
+/// solution. The best held-out accuracy wins, the lower MSE breaks ties.
+pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], s: &Settings, progress: OnProgress<'_>) -> Result<(f32, Vec<LambdaScore>)> {
+    let c = split.net.classes;
+    let (tr, ho) = holdout_fold(labels, c);
+    if ho.is_empty() || s.lambda_path.is_empty() {
+        return Ok((s.lambda, Vec::new()));
+    }
+    let per = split.net.input.len();
+    let ((ztr, ltr), (zho, lho)) = (gather(z, labels, &tr, per), gather(z, labels, &ho, per));
+    let (w, b) = init_classifier(gpu, split, &ztr, &ltr, s, s.init, &mut |_| {}).await?;
+    let theta0 = theta0(gpu, split, &w, &b)?;
+    let mut path = s.lambda_path.clone();
+    path.sort_by(|a, b| b.total_cmp(a));
+    let mut prob = Problem::new(gpu, &split.net, &theta0, &ztr, &ltr, s.batch, s.kappa, path[0]).await?;
+    let held = Problem::new(gpu, &split.net, &theta0, &zho, &lho, s.batch, s.kappa, path[0]).await?;
+    let factors = if s.kfac { Some(kfac::statistics(gpu, &prob).await?) } else { None };
+    let mut x: Option<ParamSet> = None;
+    let mut scores = Vec::new();
+    for (i, &lambda) in path.iter().enumerate() {
+        prob.lambda = lambda;
+        let k = match &factors {
+            Some(f) => Some(Kfac::from_factors(gpu, &split.net, f, lambda).await?),
+            None => None,
+        };
+        let (sol, _) = solve(gpu, &prob, x.as_ref(), k.as_ref(), s, &mut |_| {}).await?;
+        let logits = held.predict(gpu, &sol).await?;
+        let mse = logits.iter().enumerate().map(|(j, &v)| (v as f64 - if lho[j / c] as usize == j % c { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>() / lho.len() as f64;
+        scores.push(LambdaScore { lambda, accuracy: accuracy(&logits, &lho, c), mse });
+        progress(Progress { loss: Some(mse), ..Progress::new(Phase::LambdaSearch, i + 1, path.len()) });
+        x = Some(sol);
+    }
+    let best = scores.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy).then(b.mse.total_cmp(&a.mse))).map(|s| s.lambda).unwrap_or(s.lambda);
+    Ok((best, scores))
+}
+
+/// Train on trunk features `z` (computed with `split.trunk_end`) with `labels`, reporting progress.
+pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Settings, progress: OnProgress<'_>) -> Result<Trained> {
+    validate(&split, z, labels)?;
+    let mut settings = s.clone();
+    let mut lambda_scores = Vec::new();
+    if s.method == Method::Lqf && !s.lambda_path.is_empty() {
+        (settings.lambda, lambda_scores) = choose_lambda(gpu, &split, z, labels, s, progress).await?;
+    }
+    let s = &settings;
+    let c = split.net.classes;
+    let (w, b) = match s.method {
+        Method::Logistic => {
+            progress(Progress::new(Phase::Init, 0, 1));
+            let pooled = pooled_features(gpu, &split, z, labels.len(), s.batch).await?;
+            probe::logistic(gpu, &pooled, labels, c, s.lambda, s.logistic_iterations).await?
+        }
+        Method::Ridge => init_classifier(gpu, &split, z, labels, s, Init::Ridge, progress).await?,
+        Method::Lqf | Method::Finetune => init_classifier(gpu, &split, z, labels, s, s.init, progress).await?,
+    };
+    let theta0 = theta0(gpu, &split, &w, &b)?;
+    let (delta, steps) = match s.method {
+        Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new()),
+        Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new()),
+        Method::Lqf => {
+            let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
+            let kfac = if s.kfac && s.max_iter > 0 {
+                progress(Progress::new(Phase::Curvature, 0, 1));
+                let k = Kfac::new(gpu, &prob, s.lambda).await?;
+                progress(Progress::new(Phase::Curvature, 1, 1));
+                Some(k)
+            } else {
+                None
+            };
+            solve(gpu, &prob, None, kfac.as_ref(), s, progress).await?
+        }
+    };
+    Ok(Trained { split, theta0, delta, settings: settings.clone(), steps, lambda_scores })
+}
+
+/// The model's logits for `n` trunk feature maps: `[n, classes]`.
 pub async fn predict(gpu: &Gpu, m: &Trained, z: &[f32], n: usize, batch: usize) -> Result<Vec<f32>> {
     let per = m.split.net.input.len();
+    if z.len() != n * per {
+        return Err(Error::InvalidArgument(format!("{} feature values for {n} images of {per}", z.len())));
+    }
+    let theta = match m.settings.method {
+        Method::Finetune => Some(super::finetune::add(gpu, &m.theta0, &m.delta)?),
+        _ => None,
+    };
     let mut out = Vec::new();
     for (start, b) in crate::batches(n, batch) {
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
-        let f = gpu.run(|rec| {
-            let (f0, fd) = m.split.net.jvp(rec, &m.theta0, &zt, b, &m.delta)?;
-            let f = rec.gpu().zeros(f0.len)?;
-            crate::gpu::kernels::elementwise::axpby(rec, 1.0, &f0, 1.0, &fd, &f)?;
-            Ok(f)
+        let f = gpu.run(|rec| match &theta {
+            Some(theta) => m.split.net.forward(rec, theta, &zt, b),
+            None => {
+                let (f0, fd) = m.split.net.jvp(rec, &m.theta0, &zt, b, &m.delta)?;
+                let f = rec.gpu().zeros(f0.len)?;
+                crate::gpu::kernels::elementwise::axpby(rec, 1.0, &f0, 1.0, &fd, &f)?;
+                Ok(f)
+            }
         })?;
         out.extend(gpu.read(&f).await?);
     }
@@ -191,13 +428,13 @@ pub fn accuracy(logits: &[f32], labels: &[u32], classes: usize) -> f64 {
 
 impl Trained {
     /// The model file of this training run.
-    pub async fn to_model_file(&self, gpu: &Gpu, backbone: &Backbone, classes: &[String], settings: &Settings) -> Result<super::model_file::ModelFile> {
+    pub async fn to_model_file(&self, gpu: &Gpu, backbone: &Backbone, classes: &[String]) -> Result<super::model_file::ModelFile> {
         let nconv = self.split.net.convs.len();
         Ok(super::model_file::ModelFile {
             backbone: backbone.arch(),
             weights_sha256: backbone.weights_sha256.clone(),
             classes: classes.to_vec(),
-            settings: settings.clone(),
+            settings: self.settings.clone(),
             classifier_weight0: gpu.read(&self.theta0.tensors[2 * nconv]).await?,
             classifier_bias0: gpu.read(&self.theta0.tensors[2 * nconv + 1]).await?,
             delta: self.delta.read(gpu).await?,
@@ -209,12 +446,12 @@ impl Trained {
         if m.backbone != backbone.arch() || m.weights_sha256 != backbone.weights_sha256 {
             return Err(Error::ModelFile(format!("trained on {} weights {}, not on the loaded {} weights {}", m.backbone.id(), m.weights_sha256, backbone.arch().id(), backbone.weights_sha256)));
         }
-        let split = split(backbone, m.settings.depth, m.classes.len(), m.settings.alpha)?;
+        let split = split(backbone, m.settings.effective_depth(), m.classes.len(), m.settings.effective_alpha())?;
         if m.delta.iter().map(Vec::len).ne(split.net.param_lens()) || m.classifier_weight0.len() != split.net.features * split.net.classes {
             return Err(Error::ModelFile("parameter shapes do not match the backbone split".into()));
         }
         let theta0 = theta0(gpu, &split, &m.classifier_weight0, &m.classifier_bias0)?;
         let delta = ParamSet::upload(gpu, &m.delta)?;
-        Ok(Trained { split, theta0, delta, steps: Vec::new() })
+        Ok(Trained { split, theta0, delta, settings: m.settings.clone(), steps: Vec::new(), lambda_scores: Vec::new() })
     }
 }

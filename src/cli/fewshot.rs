@@ -1,0 +1,112 @@
+//! `lqf fewshot`: the few-shot accuracy table. Trunk features are computed once per image (at
+//! the requested depth) and shared by every method, shot count and seed; the probes run the
+//! remaining pretrained blocks on them.
+use super::{load_backbone, method_name, open, parse_method, ProgressLine, Res, TrainOpts};
+use lqf::data::{self, ImageFolder};
+use lqf::lqf::train;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct Run {
+    method: &'static str,
+    shots: usize,
+    seed: u64,
+    accuracy: f64,
+    seconds: f64,
+    lambda: f32,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (m, var.sqrt())
+}
+
+pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], test_per_class: Option<usize>, json: bool, opts: &TrainOpts) -> Res {
+    let methods: Vec<_> = methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>()?;
+    let base = opts.settings(lqf::lqf::train::Method::Lqf)?;
+    if base.depth == train::Depth::Probe && methods.iter().any(|m| matches!(m, train::Method::Lqf | train::Method::Finetune)) {
+        return Err("--depth probe leaves nothing for lqf or finetune to train".into());
+    }
+    let (train_set, test_set) = (ImageFolder::scan(&dir.join("train")).map_err(|e| e.to_string())?, ImageFolder::scan(&dir.join("test")).map_err(|e| e.to_string())?);
+    if train_set.classes != test_set.classes {
+        return Err(format!("{}: train/ and test/ have different class folders", dir.display()));
+    }
+    let classes = train_set.classes.len();
+    // Every image any run uses, once.
+    let mut draws = HashMap::new();
+    for &k in shots {
+        for &seed in seeds {
+            draws.insert((k, seed), train_set.shots(k, seed).map_err(|e| e.to_string())?);
+        }
+    }
+    let mut pool: Vec<(PathBuf, u32)> = draws.values().flatten().cloned().collect();
+    pool.sort();
+    pool.dedup();
+    let test_items = match test_per_class {
+        Some(k) => test_set.shots(k, 0).map_err(|e| e.to_string())?,
+        None => test_set.items.clone(),
+    };
+    let gpu = open()?;
+    let net = load_backbone(&gpu, opts.arch()?, opts.weights.as_deref())?;
+    let trunk_end = train::split(&net, base.depth, classes, 0.0).map_err(|e| e.to_string())?.trunk_end;
+    let mut pl = ProgressLine::new();
+    let t = Instant::now();
+    let trainf = pollster::block_on(data::trunk_features(&gpu, &net, trunk_end, &pool, &mut |p| pl.report(p))).map_err(|e| e.to_string())?;
+    let testf = pollster::block_on(data::trunk_features(&gpu, &net, trunk_end, &test_items, &mut |p| pl.report(p))).map_err(|e| e.to_string())?;
+    pl.finish();
+    super::warn_skipped(&trainf);
+    super::warn_skipped(&testf);
+    eprintln!("features of {} training and {} test images in {:.1} s", trainf.paths.len(), testf.paths.len(), t.elapsed().as_secs_f64());
+    let per = trainf.z.len() / trainf.paths.len().max(1);
+    let index: HashMap<&PathBuf, usize> = trainf.paths.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    let mut runs = Vec::new();
+    for &k in shots {
+        for &seed in seeds {
+            let chosen: Vec<usize> = draws[&(k, seed)].iter().filter_map(|(p, _)| index.get(p).copied()).collect();
+            let z: Vec<f32> = chosen.iter().flat_map(|&i| trainf.z[i * per..(i + 1) * per].iter().copied()).collect();
+            let labels: Vec<u32> = chosen.iter().map(|&i| trainf.labels[i]).collect();
+            data::check_every_class(&labels, &train_set.classes).map_err(|e| e.to_string())?;
+            for &method in &methods {
+                let s = train::Settings { method, init: match base.init { train::Init::Random { .. } => train::Init::Random { seed }, i => i }, ..base.clone() };
+                let split = train::split(&net, base.depth, classes, s.effective_alpha()).map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let m = pollster::block_on(train::train(&gpu, split, &z, &labels, &s, &mut |p| pl.report(p))).map_err(|e| format!("{} with {k} shots, seed {seed}: {e}", method_name(method)))?;
+                let logits = pollster::block_on(train::predict(&gpu, &m, &testf.z, testf.labels.len(), s.batch)).map_err(|e| e.to_string())?;
+                pl.finish();
+                let run = Run { method: method_name(method), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda };
+                eprintln!("{} {k} shots seed {seed}: {:.2}% in {:.1} s (λ {:e})", run.method, 100.0 * run.accuracy, run.seconds, run.lambda);
+                runs.push(run);
+            }
+        }
+    }
+    let mut summary = Vec::new();
+    for &method in &methods {
+        for &k in shots {
+            let of: Vec<&Run> = runs.iter().filter(|r| r.method == method_name(method) && r.shots == k).collect();
+            let (m, sd) = mean_std(&of.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+            let secs = of.iter().map(|r| r.seconds).sum::<f64>() / of.len().max(1) as f64;
+            summary.push((method_name(method), k, m, sd, secs));
+        }
+    }
+    if json {
+        let rs: Vec<String> = runs.iter().map(|r| format!("{{\"method\":\"{}\",\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e}}}", r.method, r.shots, r.seed, r.accuracy, r.seconds, r.lambda)).collect();
+        let ss: Vec<String> = summary.iter().map(|(m, k, a, sd, t)| format!("{{\"method\":\"{m}\",\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3}}}")).collect();
+        println!(
+            "{{\"data\":{},\"backbone\":\"{}\",\"depth\":\"{}\",\"test_images\":{},\"runs\":[{}],\"summary\":[{}]}}",
+            serde_json::to_string(&dir.display().to_string()).unwrap_or_default(),
+            opts.backbone,
+            opts.depth,
+            testf.labels.len(),
+            rs.join(","),
+            ss.join(",")
+        );
+    } else {
+        println!("{:<10} {:>6} {:>16} {:>10}", "method", "shots", "accuracy %", "seconds");
+        for (m, k, a, sd, t) in summary {
+            println!("{m:<10} {k:>6} {:>9.2} ± {:<5.2} {t:>10.1}", 100.0 * a, 100.0 * sd);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The baselines in the engine (logistic probe, non-linear fine-tuning), λ selection and the
+//! training entry point, on a tiny network whose references are computable in f64.
+mod common;
+
+use common::{block, f64s, gpu};
+use lqf::lqf::finetune::{self, Finetune};
+use lqf::lqf::train::{self, Depth, Init, Method, Settings, Split};
+use lqf::lqf::{probe, reference, LinBlock, LinearizedNet, ParamSet};
+use lqf::model::arch::ConvDef;
+use lqf::model::backbone::Hwc;
+use lqf::ops::Padding;
+use lqf::rng::Rng;
+
+/// GPU result vs the f64 reference, relative to the reference's norm.
+const LOGISTIC_REL: f64 = 1e-3;
+const FINETUNE_STEP_REL: f64 = 1e-5;
+
+fn conv(cin: usize, cout: usize, k: usize, groups: usize, act: bool) -> ConvDef {
+    ConvDef { weight: String::new(), bn: String::new(), cin, cout, k, stride: 1, groups, padding: Padding::Symmetric(k / 2, k / 2), eps: 0.0, act }
+}
+
+fn tiny(alpha: f32) -> LinearizedNet {
+    LinearizedNet {
+        convs: vec![conv(4, 8, 1, 1, true), conv(8, 8, 3, 8, true), conv(8, 4, 1, 1, false), conv(4, 6, 1, 1, true)],
+        blocks: vec![LinBlock { residual: true, convs: vec![0, 1, 2] }, LinBlock { residual: false, convs: vec![3] }],
+        input: Hwc { h: 4, w: 4, c: 4 },
+        features: 6,
+        classes: 3,
+        alpha,
+    }
+}
+
+fn rel(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    d / b.iter().map(|y| y * y).sum::<f64>().sqrt()
+}
+
+fn softmax(row: &[f64]) -> Vec<f64> {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Newton's method on the regularised multinomial logistic loss, in f64.
+fn logistic_newton(x: &[f64], labels: &[u32], n: usize, d: usize, c: usize, lambda: f64) -> Vec<f64> {
+    let p = d * c;
+    let mut w = vec![0.0; p];
+    for _ in 0..30 {
+        let mut grad: Vec<f64> = w.iter().map(|v| lambda * v).collect();
+        let mut h = vec![0.0; p * p];
+        for i in 0..p {
+            h[i * p + i] = lambda;
+        }
+        for i in 0..n {
+            let xi = &x[i * d..(i + 1) * d];
+            let logits: Vec<f64> = (0..c).map(|k| (0..d).map(|j| xi[j] * w[j * c + k]).sum()).collect();
+            let pr = softmax(&logits);
+            for j in 0..d {
+                for k in 0..c {
+                    grad[j * c + k] += xi[j] * (pr[k] - if labels[i] as usize == k { 1.0 } else { 0.0 }) / n as f64;
+                    for j2 in 0..d {
+                        for k2 in 0..c {
+                            let s = if k == k2 { pr[k] } else { 0.0 } - pr[k] * pr[k2];
+                            h[(j * c + k) * p + j2 * c + k2] += xi[j] * xi[j2] * s / n as f64;
+                        }
+                    }
+                }
+            }
+        }
+        let inv = lqf::cpu::linalg::spd_inverse(&h, p).unwrap();
+        for a in 0..p {
+            w[a] -= (0..p).map(|b| inv[a * p + b] * grad[b]).sum::<f64>();
+        }
+    }
+    w
+}
+
+#[test]
+fn logistic_probe_reaches_the_newton_optimum() {
+    let g = gpu();
+    let (n, f, c, lambda) = (30, 5, 3, 0.01f32);
+    let mut rng = Rng::new(7);
+    let pooled: Vec<f32> = rng.vec_f32(n * f).iter().map(|v| v * 2.0).collect();
+    let labels: Vec<u32> = (0..n).map(|i| ((i * 7) % c) as u32).collect();
+    let (w, b) = block(probe::logistic(g, &pooled, &labels, c, lambda, 3000)).unwrap();
+    let mut x = Vec::new();
+    for i in 0..n {
+        x.extend(f64s(&pooled[i * f..(i + 1) * f]));
+        x.push(1.0);
+    }
+    let want = logistic_newton(&x, &labels, n, f + 1, c, lambda as f64);
+    let got: Vec<f64> = f64s(&w).into_iter().chain(f64s(&b)).collect();
+    let r = rel(&got, &want);
+    assert!(r < LOGISTIC_REL, "logistic probe vs Newton: {r:.2e}");
+}
+
+fn random_params(net: &LinearizedNet, rng: &mut Rng, scale: f32) -> Vec<Vec<f32>> {
+    net.param_lens().iter().map(|&n| rng.vec_f32(n).iter().map(|v| v * scale).collect()).collect()
+}
+
+/// Two SGD-momentum steps of fine-tuning equal the same steps computed on the CPU from the
+/// dense Jacobian at the current weights: forward and backward run at θ, not θ0.
+#[test]
+fn finetune_steps_match_the_cpu_at_the_current_weights() {
+    let (g, net) = (gpu(), tiny(0.0));
+    let n = 5;
+    let mut rng = Rng::new(8);
+    let th = random_params(&net, &mut rng, 0.7);
+    let z: Vec<f32> = rng.vec_f32(n * net.input.len()).iter().map(|v| v * 2.0).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+    let ft = Finetune { lr: 0.3, momentum: 0.9, epochs: 1, weight_decay: 0.01, seed: 0 };
+    // GPU: two steps.
+    let (mut theta, mut v) = (ParamSet::upload(g, &th).unwrap(), ParamSet::zeros(g, &net.param_lens()).unwrap());
+    for _ in 0..2 {
+        let (t2, v2, _) = block(finetune::step(g, &net, &theta, &v, &z, &labels, &ft)).unwrap();
+        (theta, v) = (t2, v2);
+    }
+    // CPU: the same two steps from the dense Jacobian at each current θ.
+    let mut t64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let mut v64: Vec<Vec<f64>> = t64.iter().map(|t| vec![0.0; t.len()]).collect();
+    let c = net.classes;
+    for _ in 0..2 {
+        let zero: Vec<Vec<f64>> = t64.iter().map(|t| vec![0.0; t.len()]).collect();
+        let (f, _) = reference::jvp(&net, &t64, &f64s(&z), n, &zero);
+        let jac = reference::dense_jacobian(&net, &t64, &f64s(&z), n);
+        let mut gout = vec![0.0; n * c];
+        for i in 0..n {
+            let p = softmax(&f[i * c..(i + 1) * c]);
+            for k in 0..c {
+                gout[i * c + k] = (p[k] - if labels[i] as usize == k { 1.0 } else { 0.0 }) / n as f64;
+            }
+        }
+        let total: usize = net.param_lens().iter().sum();
+        let grad: Vec<f64> = (0..total).map(|q| (0..n * c).map(|r| jac[r * total + q] * gout[r]).sum()).collect();
+        let mut off = 0;
+        for (t, v) in t64.iter_mut().zip(v64.iter_mut()) {
+            for k in 0..t.len() {
+                v[k] = ft.momentum as f64 * v[k] + grad[off + k] + ft.weight_decay as f64 * t[k];
+                t[k] -= ft.lr as f64 * v[k];
+            }
+            off += t.len();
+        }
+    }
+    let got: Vec<f64> = block(theta.read(g)).unwrap().iter().flat_map(|t| f64s(t)).collect();
+    let want: Vec<f64> = t64.concat();
+    let moved = rel(&want, &th.iter().flat_map(|t| f64s(t)).collect::<Vec<_>>());
+    assert!(moved > 1e-3, "the steps change the weights ({moved:.1e})");
+    let r = rel(&got, &want);
+    assert!(r < FINETUNE_STEP_REL, "fine-tuning steps vs CPU: {r:.2e}");
+}
+
+/// A tiny `Split` whose linearized part is `tiny()` with random convolution weights.
+fn tiny_split(g: &lqf::gpu::Gpu, rng: &mut Rng, alpha: f32) -> Split {
+    let net = tiny(alpha);
+    let params = random_params(&net, rng, 0.7);
+    let nconv = net.convs.len();
+    let conv_params = params[..2 * nconv].iter().map(|t| g.upload(t).unwrap()).collect();
+    Split { trunk_end: 0, net, conv_params }
+}
+
+/// Three clusters in input space, so that every method has something to learn.
+fn clustered(net: &LinearizedNet, rng: &mut Rng, n: usize) -> (Vec<f32>, Vec<u32>) {
+    let per = net.input.len();
+    let centres: Vec<Vec<f32>> = (0..net.classes).map(|_| rng.vec_f32(per).iter().map(|v| v * 2.0).collect()).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % net.classes) as u32).collect();
+    let z = labels.iter().flat_map(|&l| centres[l as usize].iter().map(|c| c + 0.6 * rng.range(-1.0, 1.0) as f32).collect::<Vec<_>>()).collect();
+    (z, labels)
+}
+
+#[test]
+fn every_method_trains_and_fits_separable_data() {
+    let g = gpu();
+    let mut rng = Rng::new(9);
+    let split_rng = rng.clone();
+    let net = tiny(0.1);
+    let (z, labels) = clustered(&net, &mut rng, 24);
+    for method in [Method::Lqf, Method::Finetune] {
+        let s = Settings { method, depth: Depth::All, init: Init::Random { seed: 1 }, batch: 8, finetune: Finetune { lr: 0.05, epochs: 40, ..Default::default() }, ..Default::default() };
+        let split = tiny_split(g, &mut split_rng.clone(), s.effective_alpha());
+        let mut losses = Vec::new();
+        let m = block(train::train(g, split, &z, &labels, &s, &mut |p| losses.extend(p.loss))).unwrap();
+        let acc = train::accuracy(&block(train::predict(g, &m, &z, 24, 8)).unwrap(), &labels, 3);
+        assert!(acc >= 0.9, "{method:?}: training accuracy {acc}");
+        assert!(losses.last() < losses.first(), "{method:?}: loss goes down: {losses:?}");
+    }
+}
+
+#[test]
+fn lambda_is_chosen_on_a_held_out_fold_of_the_training_set() {
+    // The fold: every fifth image of each class with at least three, never all of a class.
+    let labels: Vec<u32> = (0..23).map(|i| if i < 20 { (i % 2) as u32 } else { 2 }).collect();
+    let (tr, ho) = train::holdout_fold(&labels, 3);
+    assert_eq!(tr.len() + ho.len(), labels.len());
+    assert!(tr.iter().all(|i| !ho.contains(i)));
+    let held = |c: u32| ho.iter().filter(|&&i| labels[i] == c).count();
+    assert_eq!((held(0), held(1), held(2)), (2, 2, 1), "held out per class: {ho:?}");
+    assert_eq!(train::holdout_fold(&[0, 1, 0, 1], 2).1, Vec::<usize>::new(), "classes of two keep all their images");
+
+    let g = gpu();
+    let mut rng = Rng::new(10);
+    let split = tiny_split(g, &mut rng.clone(), 0.1);
+    let (z, labels) = clustered(&split.net, &mut rng, 30);
+    let s = Settings { depth: Depth::All, lambda_path: vec![1e-3, 10.0, 1e-1], batch: 8, ..Default::default() };
+    let mut reports = 0;
+    let m = block(train::train(g, split, &z, &labels, &s, &mut |p| reports += (p.phase == lqf::lqf::Phase::LambdaSearch) as usize)).unwrap();
+    let lambdas: Vec<f32> = m.lambda_scores.iter().map(|s| s.lambda).collect();
+    assert_eq!(lambdas, vec![10.0, 1e-1, 1e-3], "the path is solved from the largest λ down");
+    assert_eq!(reports, 3);
+    let best = m.lambda_scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
+    let chosen = m.lambda_scores.iter().find(|s| s.lambda == m.settings.lambda).unwrap();
+    assert_eq!(chosen.accuracy, best, "the chosen λ has the best held-out accuracy: {:?}", m.lambda_scores);
+    assert!(m.lambda_scores.iter().filter(|s| s.accuracy == best).all(|s| s.mse >= chosen.mse), "ties go to the lower MSE");
+}
+
+#[test]
+fn training_refuses_bad_input_with_clear_messages() {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let (z, _) = clustered(&tiny(0.1), &mut rng, 6);
+    let s = Settings { depth: Depth::All, batch: 4, ..Default::default() };
+    let cases: [(&[u32], &str); 3] = [(&[0, 0, 0, 0, 0, 0], "at least 2 classes"), (&[0, 1, 2, 0, 1, 7], "label 7"), (&[], "no training images")];
+    for (labels, want) in cases {
+        let zz = if labels.is_empty() { &z[..0] } else { &z[..] };
+        let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), zz, labels, &s, &mut |_| {})).err().expect("refused");
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let diverging = Settings { solver: train::SolverKind::Sgd, sgd: lqf::lqf::Sgd { lr: 500.0, momentum: 0.9, epochs: 20, seed: 0, variance_reduced: false }, ..s.clone() };
+    let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), &z, &[0, 1, 2, 0, 1, 2], &diverging, &mut |_| {})).err().expect("diverges");
+    assert!(matches!(err, lqf::Error::Diverged(_)), "{err}");
+}
