@@ -121,7 +121,7 @@ fn rel(a: &[f64], b: &[f64]) -> f64 {
 }
 
 #[test]
-fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_and_batching() {
+fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_batching_and_residency() {
     let (g, net) = (gpu(), tiny());
     let mut rng = Rng::new(42);
     let th = random_set(&net, &mut rng, 0.7);
@@ -130,8 +130,10 @@ fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_and_batchin
     let tth = ParamSet::upload(g, &th).unwrap();
     let warm = ParamSet::upload(g, &random_set(&net, &mut rng, 0.3)).unwrap();
     let mut losses = Vec::new();
-    for (batch, start) in [(N, None), (4, None), (1, Some(&warm))] {
-        let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, LAMBDA)).unwrap();
+    // (batch size, start, bytes of features kept on the GPU: 0 = all uploaded on every pass)
+    for (batch, start, budget) in [(N, None, u64::MAX), (4, None, 0), (1, Some(&warm), 200)] {
+        let prob = block(Problem::with_feature_budget(g, &net, &tth, &z, &labels, batch, KAPPA, LAMBDA, budget)).unwrap();
+        assert_eq!(prob.batches.iter().filter(|b| b.on_gpu()).count(), prob.batches.len().min(budget as usize / (4 * 4 * 4 * 4 * batch).max(1)));
         let (delta, steps) = block(prob.solve_cg(g, start, None, 1e-7, 500, |_| {})).unwrap();
         let got = flat(&block(delta.read(g)).unwrap());
         let r = rel(&got, &want);

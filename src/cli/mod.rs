@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the GPU adapter this machine gives us.
+    /// Print the GPU adapter this machine gives us and what cached trunk features cost per depth.
     Info,
     /// Check the GPU kernels against the CPU reference on this adapter.
     Selftest,
@@ -322,11 +322,31 @@ fn warn_skipped(f: &lqf::data::Features) {
     }
 }
 
+/// The feature cache: what 1000 training images cost at each depth (f32 trunk outputs; they
+/// stay on the GPU up to `GPU_FEATURE_BUDGET`, beyond it in host memory).
+fn info() {
+    println!("trunk features per 1000 images (kept on the GPU up to {} MiB, the rest in host memory):", lqf::lqf::solver::GPU_FEATURE_BUDGET >> 20);
+    for arch in Arch::ALL {
+        let def = arch.def();
+        let depths = [Depth::Probe, Depth::Blocks(1), Depth::Blocks(2), Depth::Blocks(3), Depth::Blocks(5), Depth::Blocks(8), Depth::All];
+        for d in depths {
+            if let Ok((_, hwc)) = lqf::lqf::train::trunk_shape(&def, d) {
+                let name = match d {
+                    Depth::Probe => "probe".to_string(),
+                    Depth::All => "all".to_string(),
+                    Depth::Blocks(n) => n.to_string(),
+                };
+                println!("  {:<18} depth {name:<5} {:>4}×{:<3}×{:>4}  {:>8.1} MB", arch.id(), hwc.h, hwc.w, hwc.c, (hwc.len() * 4 * 1000) as f64 / 1e6);
+            }
+        }
+    }
+}
+
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         None => train::demo(),
-        Some(Command::Info) => open().map(|_| ()),
+        Some(Command::Info) => open().map(|_| info()),
         Some(Command::Selftest) => open().and_then(|gpu| {
             let summary = pollster::block_on(lqf::selftest::run_all(&gpu))?;
             println!("ok: {summary}");

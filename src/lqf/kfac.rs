@@ -114,7 +114,7 @@ pub async fn statistics(gpu: &Gpu, prob: &Problem<'_>) -> Result<Factors> {
     let n_total = prob.len() as f32;
     let c = net.classes;
     for b in &prob.batches {
-        let tape = gpu.run(|rec| net.tape(rec, prob.theta0, &b.z, b.n))?;
+        let tape = gpu.run(|rec| net.tape(rec, prob.theta0, &b.z(gpu)?, b.n))?;
         for class in 0..c {
             let mut onehot = vec![0.0f32; b.n * c];
             for r in 0..b.n {

@@ -27,13 +27,37 @@ use crate::rng::Rng;
 /// only grows under a learning rate that is too large).
 pub const DIVERGENCE_FACTOR: f64 = 10.0;
 
+/// Trunk features kept on the GPU up to this many bytes; the batches beyond it stay in host
+/// memory and are uploaded on every pass (slower, but 10 000 images fit a small GPU).
+pub const GPU_FEATURE_BUDGET: u64 = 1 << 30;
+
+/// Where a batch's trunk features live.
+enum Resident {
+    Gpu(Tensor),
+    Host(Vec<f32>),
+}
+
 /// Training-set features in mini-batches, with labels and the primal outputs at θ0.
 pub struct Batch {
-    pub z: Tensor,
+    z: Resident,
     pub n: usize,
     pub labels: Tensor,
     /// f0 = f_lin(z; 0), `[n, classes]`, computed once.
     pub f0: Tensor,
+}
+
+impl Batch {
+    /// The batch's trunk features on the GPU (uploaded now if they live on the host).
+    pub fn z(&self, gpu: &Gpu) -> Result<Tensor> {
+        match &self.z {
+            Resident::Gpu(t) => Ok(t.clone()),
+            Resident::Host(v) => gpu.upload(v),
+        }
+    }
+
+    pub fn on_gpu(&self) -> bool {
+        matches!(self.z, Resident::Gpu(_))
+    }
 }
 
 pub struct Problem<'a> {
@@ -92,6 +116,12 @@ fn check_loss(loss: f64, first: f64, what: &str, it: usize) -> Result<()> {
 impl<'a> Problem<'a> {
     /// Build mini-batches from features `z` (`[n, h, w, c]` per image, host memory) and labels.
     pub async fn new(gpu: &Gpu, net: &'a LinearizedNet, theta0: &'a ParamSet, z: &[f32], labels: &[u32], batch: usize, kappa: f32, lambda: f32) -> Result<Problem<'a>> {
+        Self::with_feature_budget(gpu, net, theta0, z, labels, batch, kappa, lambda, GPU_FEATURE_BUDGET).await
+    }
+
+    /// As `new`, keeping at most `budget` bytes of trunk features on the GPU.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn with_feature_budget(gpu: &Gpu, net: &'a LinearizedNet, theta0: &'a ParamSet, z: &[f32], labels: &[u32], batch: usize, kappa: f32, lambda: f32, budget: u64) -> Result<Problem<'a>> {
         let per = net.input.len();
         let n = labels.len();
         if z.len() != n * per || n == 0 {
@@ -101,10 +131,14 @@ impl<'a> Problem<'a> {
             return Err(Error::InvalidArgument(format!("label {bad} is not below the {} classes", net.classes)));
         }
         let mut batches = Vec::new();
+        let mut resident = 0u64;
         for (start, b) in crate::batches(n, batch) {
-            let zt = gpu.upload(&z[start * per..(start + b) * per])?;
+            let host = &z[start * per..(start + b) * per];
+            let zt = gpu.upload(host)?;
             let f0 = gpu.run(|rec| net.forward(rec, theta0, &zt, b))?;
-            batches.push(Batch { z: zt, n: b, labels: gpu.upload_u32(&labels[start..start + b])?, f0 });
+            resident += zt.bytes();
+            let z = if resident <= budget { Resident::Gpu(zt) } else { Resident::Host(host.to_vec()) };
+            batches.push(Batch { z, n: b, labels: gpu.upload_u32(&labels[start..start + b])?, f0 });
         }
         Ok(Problem { net, theta0, batches, kappa, lambda })
     }
@@ -127,9 +161,10 @@ impl<'a> Problem<'a> {
         let mut residuals = Vec::with_capacity(self.batches.len());
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
+                let z = b.z(rec.gpu())?;
                 let f = match x {
                     Some(x) => {
-                        let (_, jx) = self.net.jvp(rec, self.theta0, &b.z, b.n, x)?;
+                        let (_, jx) = self.net.jvp(rec, self.theta0, &z, b.n, x)?;
                         let f = rec.gpu().zeros(b.f0.len)?;
                         elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jx, &f)?;
                         f
@@ -138,7 +173,7 @@ impl<'a> Problem<'a> {
                 };
                 let r = rec.gpu().zeros(b.f0.len)?;
                 elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
-                self.net.vjp(rec, self.theta0, &b.z, b.n, &r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
+                self.net.vjp(rec, self.theta0, &z, b.n, &r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
                 residuals.push(r);
             }
             Ok(())
@@ -170,8 +205,9 @@ impl<'a> Problem<'a> {
         let scale = 1.0 / self.len() as f32;
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
-                let (_, jv) = self.net.jvp(rec, self.theta0, &b.z, b.n, v)?;
-                self.net.vjp(rec, self.theta0, &b.z, b.n, &jv, &jtj, scale, if i == 0 { 0.0 } else { 1.0 })?;
+                let z = b.z(rec.gpu())?;
+                let (_, jv) = self.net.jvp(rec, self.theta0, &z, b.n, v)?;
+                self.net.vjp(rec, self.theta0, &z, b.n, &jv, &jtj, scale, if i == 0 { 0.0 } else { 1.0 })?;
             }
             ParamSet::axpby(rec, 1.0, &jtj, self.lambda, v, &out)
         })?;
@@ -188,7 +224,7 @@ impl<'a> Problem<'a> {
         let mut out = Vec::with_capacity(self.len() * self.net.classes);
         for b in &self.batches {
             let f = gpu.run(|rec| {
-                let (_, jd) = self.net.jvp(rec, self.theta0, &b.z, b.n, delta)?;
+                let (_, jd) = self.net.jvp(rec, self.theta0, &b.z(rec.gpu())?, b.n, delta)?;
                 let f = rec.gpu().zeros(b.f0.len)?;
                 elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jd, &f)?;
                 Ok(f)
@@ -328,24 +364,25 @@ impl<'a> Problem<'a> {
                 let scale = 1.0 / bt.n as f32;
                 gpu.run(|rec| {
                     let gpu = rec.gpu();
+                    let z = bt.z(gpu)?;
                     if sgd.variance_reduced {
                         // g = H_B(x − x̃) + ∇L(x̃)
                         let d = self.zeros(gpu)?;
                         ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
-                        let (_, jd) = self.net.jvp(rec, self.theta0, &bt.z, bt.n, &d)?;
+                        let (_, jd) = self.net.jvp(rec, self.theta0, &z, bt.n, &d)?;
                         let jtj = self.zeros(gpu)?;
-                        self.net.vjp(rec, self.theta0, &bt.z, bt.n, &jd, &jtj, scale, 0.0)?;
+                        self.net.vjp(rec, self.theta0, &z, bt.n, &jd, &jtj, scale, 0.0)?;
                         let t = self.zeros(gpu)?;
                         ParamSet::axpby(rec, 1.0, &jtj, self.lambda, &d, &t)?;
                         ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
                     } else {
                         // g = (1/|B|) J_Bᵀ r_B(x) + λx
-                        let (_, jx) = self.net.jvp(rec, self.theta0, &bt.z, bt.n, &x)?;
+                        let (_, jx) = self.net.jvp(rec, self.theta0, &z, bt.n, &x)?;
                         let (f, r) = (gpu.zeros(bt.f0.len)?, gpu.zeros(bt.f0.len)?);
                         elementwise::axpby(rec, 1.0, &bt.f0, 1.0, &jx, &f)?;
                         elementwise::mse_residual(rec, &f, &bt.labels, self.net.classes, self.kappa, &r)?;
                         let jtr = self.zeros(gpu)?;
-                        self.net.vjp(rec, self.theta0, &bt.z, bt.n, &r, &jtr, scale, 0.0)?;
+                        self.net.vjp(rec, self.theta0, &z, bt.n, &r, &jtr, scale, 0.0)?;
                         ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &x, &g)
                     }
                 })?;

@@ -9,6 +9,7 @@ use super::progress::{OnProgress, Phase, Progress};
 use super::solver::{Problem, Sgd, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
+use crate::model::arch::ArchDef;
 use crate::model::backbone::{Backbone, Hwc};
 use crate::rng::Rng;
 
@@ -148,25 +149,35 @@ pub struct Split {
     pub conv_params: Vec<Tensor>,
 }
 
-pub fn split(backbone: &Backbone, depth: Depth, classes: usize, alpha: f32) -> Result<Split> {
-    let nblocks = backbone.blocks.len();
+/// Where `depth` splits an architecture: the number of trunk blocks and the shape of the
+/// trunk's output (the per-image features cached for training).
+pub fn trunk_shape(def: &ArchDef, depth: Depth) -> Result<(usize, Hwc)> {
+    let nblocks = def.blocks.len();
     // The last block is the head convolution; the ones before it are the network's blocks.
     let trunk_end = match depth {
         Depth::Probe => nblocks,
         Depth::All => 0,
         Depth::Blocks(n) if n + 1 < nblocks => nblocks - 1 - n,
-        Depth::Blocks(n) => return Err(Error::InvalidArgument(format!("depth {n}: {} has {} blocks before its head", backbone.arch().id(), nblocks - 1))),
+        Depth::Blocks(n) => return Err(Error::InvalidArgument(format!("depth {n}: {} has {} blocks before its head", def.arch.id(), nblocks - 1))),
     };
+    let shape = if trunk_end == nblocks {
+        // The probe's trunk ends with the global pool: 1280 numbers an image instead of 7×7×1280.
+        Hwc { h: 1, w: 1, c: def.block_shapes()[nblocks - 1].2 }
+    } else if trunk_end == 0 {
+        Hwc { h: def.input, w: def.input, c: 3 }
+    } else {
+        let (h, w, c) = def.block_shapes()[trunk_end - 1];
+        Hwc { h, w, c }
+    };
+    Ok((trunk_end, shape))
+}
+
+pub fn split(backbone: &Backbone, depth: Depth, classes: usize, alpha: f32) -> Result<Split> {
+    let (trunk_end, input) = trunk_shape(&backbone.def, depth)?;
     if classes < 2 {
         return Err(Error::InvalidArgument(format!("training needs at least 2 classes, got {classes}")));
     }
     let shapes = backbone.def.block_shapes();
-    let input = if trunk_end == 0 {
-        backbone.input_hwc()
-    } else {
-        let (h, w, c) = shapes[trunk_end - 1];
-        Hwc { h, w, c }
-    };
     let mut convs = Vec::new();
     let mut blocks = Vec::new();
     let mut conv_params = Vec::new();
@@ -184,14 +195,23 @@ pub fn split(backbone: &Backbone, depth: Depth, classes: usize, alpha: f32) -> R
     Ok(Split { trunk_end, net: LinearizedNet { convs, blocks, input, features, classes, alpha }, conv_params })
 }
 
-/// The trunk's output for `n` preprocessed images, in host memory (`[n, h, w, c]`).
+/// The trunk's output for `n` preprocessed images, in host memory (`[n, h, w, c]`; pooled to
+/// `[n, 1, 1, c]` when the trunk is the whole network, as for the probes).
 pub async fn trunk_features(gpu: &Gpu, backbone: &Backbone, trunk_end: usize, images: &[f32], n: usize) -> Result<Vec<f32>> {
     let per = backbone.input_hwc().len();
     let chunk = backbone.max_batch(gpu);
     let mut out = Vec::new();
     for (start, b) in crate::batches(n, chunk) {
         let x = gpu.upload(&images[start * per..(start + b) * per])?;
-        let (z, _) = gpu.run(|rec| backbone.run_blocks(rec, &x, b, backbone.input_hwc(), 0..trunk_end, 0.0))?;
+        let z = gpu.run(|rec| {
+            let (z, hwc) = backbone.run_blocks(rec, &x, b, backbone.input_hwc(), 0..trunk_end, 0.0)?;
+            if trunk_end < backbone.blocks.len() {
+                return Ok(z);
+            }
+            let pooled = rec.gpu().zeros(b * hwc.c)?;
+            crate::gpu::kernels::reduce::global_avg_pool(rec, &z, b, hwc.h * hwc.w, hwc.c, &pooled)?;
+            Ok(pooled)
+        })?;
         out.extend(gpu.read(&z).await?);
     }
     Ok(out)
