@@ -2,38 +2,19 @@
 //! training entry point, on a tiny network whose references are computable in f64.
 mod common;
 
+use common::tiny::{random_params, rel, tiny};
 use common::{block, f64s, gpu};
 use lqf::lqf::finetune::{self, Finetune};
 use lqf::lqf::train::{self, Depth, Init, Method, Settings, Split};
-use lqf::lqf::{probe, reference, LinBlock, LinearizedNet, ParamSet};
-use lqf::model::arch::ConvDef;
-use lqf::model::backbone::Hwc;
-use lqf::ops::Padding;
+use lqf::lqf::{probe, reference, LinearizedNet, ParamSet};
 use lqf::rng::Rng;
 
 /// GPU result vs the f64 reference, relative to the reference's norm.
 const LOGISTIC_REL: f64 = 1e-3;
 const FINETUNE_STEP_REL: f64 = 1e-5;
 
-fn conv(cin: usize, cout: usize, k: usize, groups: usize, act: bool) -> ConvDef {
-    ConvDef { weight: String::new(), bn: String::new(), cin, cout, k, stride: 1, groups, padding: Padding::Symmetric(k / 2, k / 2), eps: 0.0, act }
-}
 
-fn tiny(alpha: f32) -> LinearizedNet {
-    LinearizedNet {
-        convs: vec![conv(4, 8, 1, 1, true), conv(8, 8, 3, 8, true), conv(8, 4, 1, 1, false), conv(4, 6, 1, 1, true)],
-        blocks: vec![LinBlock { residual: true, convs: vec![0, 1, 2] }, LinBlock { residual: false, convs: vec![3] }],
-        input: Hwc { h: 4, w: 4, c: 4 },
-        features: 6,
-        classes: 3,
-        alpha,
-    }
-}
 
-fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    d / b.iter().map(|y| y * y).sum::<f64>().sqrt()
-}
 
 fn softmax(row: &[f64]) -> Vec<f64> {
     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -95,9 +76,6 @@ fn logistic_probe_reaches_the_newton_optimum() {
     assert!(r < LOGISTIC_REL, "logistic probe vs Newton: {r:.2e}");
 }
 
-fn random_params(net: &LinearizedNet, rng: &mut Rng, scale: f32) -> Vec<Vec<f32>> {
-    net.param_lens().iter().map(|&n| rng.vec_f32(n).iter().map(|v| v * scale).collect()).collect()
-}
 
 /// Two SGD-momentum steps of fine-tuning equal the same steps computed on the CPU from the
 /// dense Jacobian at the current weights: forward and backward run at θ, not θ0.

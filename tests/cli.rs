@@ -214,3 +214,40 @@ fn fewshot_table_as_json() {
         assert!(m > 0.3 && m <= 1.0, "well above the 10% of chance: {s}");
     }
 }
+
+#[test]
+fn explain_and_forget_a_training_image() {
+    let data = folder("ex-train", "train", &CLASSES, 4);
+    let model = tmp("ex.lqf");
+    let m = model.to_str().unwrap();
+    let (code, _, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", m, "--depth", "1", "--iterations", "15", "--batch", "12"]);
+    assert_eq!(code, 0, "{err}");
+    let test = folder("ex-test", "test", &["SeaLake"], 1);
+    let img = test.join("SeaLake").read_dir().unwrap().next().unwrap().unwrap().path();
+    let (code, out, err) = lqf(&["predict", "--model", m, "--json", "--explain", "3", "--data", data.to_str().unwrap(), img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only JSON");
+    let why = &v[0]["explain"];
+    assert_eq!(why["class"], v[0]["top"][0]["class"], "the explanation is of the predicted class");
+    let (pro, opp) = (why["proponents"].as_array().unwrap(), why["opponents"].as_array().unwrap());
+    assert!(!pro.is_empty() && pro.len() <= 3 && opp.len() <= 3);
+    assert!(pro.iter().all(|p| p["influence"].as_f64().unwrap() < 0.0) && opp.iter().all(|p| p["influence"].as_f64().unwrap() > 0.0));
+    // The strongest proponent of "SeaLake" is a SeaLake training image.
+    assert_eq!(pro[0]["class"], "SeaLake", "{why}");
+
+    let victim = pro[0]["image"].as_str().unwrap().to_string();
+    let out2 = tmp("ex-forgot.lqf");
+    let (code, _, err) = lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", &data.join(&victim).to_string_lossy(), "--out", out2.to_str().unwrap(), "--compare"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("forgot") && err.contains("faster"), "{err}");
+    let diff: f64 = err.split("‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = ").nth(1).unwrap().trim().split_whitespace().next().unwrap().parse().unwrap();
+    // Exactness is tested on the tiny network (tests/influence.rs); here both runs stop at the
+    // model's CG tolerance, so only a finite, reported difference is asserted.
+    assert!(diff.is_finite(), "{err}");
+    let f = lqf::lqf::model_file::ModelFile::from_bytes(&std::fs::read(&out2).unwrap(), None).unwrap();
+    assert_eq!(f.train_files.len(), 11);
+    assert!(f.train_files.iter().all(|(n, _)| *n != victim));
+    let (code, _, err) = lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", "no/such.jpg", "--out", tmp("x.lqf").to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not one of the model's 12 training images"), "{err}");
+}

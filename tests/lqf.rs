@@ -3,13 +3,11 @@
 //! identity, and the solver reaching the closed-form optimum from any start and batching.
 mod common;
 
+use common::tiny::{flat, random_params as random_set, rel, tiny as tiny_net};
 use common::{block, dot, f64s, gpu};
 use lqf::cpu;
 use lqf::gpu::kernels::gemm::Gemm;
-use lqf::lqf::{reference, LinBlock, LinearizedNet, ParamSet, Problem};
-use lqf::model::arch::ConvDef;
-use lqf::model::backbone::Hwc;
-use lqf::ops::Padding;
+use lqf::lqf::{reference, LinearizedNet, ParamSet, Problem};
 use lqf::rng::Rng;
 
 const N: usize = 6;
@@ -20,24 +18,8 @@ const SOLVE_REL: f64 = 1e-4;
 /// A larger weight decay for the SGD runs: a better-conditioned quadratic keeps the epochs few.
 const SGD_LAMBDA: f32 = 0.5;
 
-fn conv(cin: usize, cout: usize, k: usize, groups: usize, act: bool) -> ConvDef {
-    ConvDef { weight: String::new(), bn: String::new(), cin, cout, k, stride: 1, groups, padding: Padding::Symmetric(k / 2, k / 2), eps: 0.0, act }
-}
 
-fn tiny() -> LinearizedNet {
-    LinearizedNet {
-        convs: vec![conv(4, 8, 1, 1, true), conv(8, 8, 3, 8, true), conv(8, 4, 1, 1, false), conv(4, 6, 1, 1, true)],
-        blocks: vec![LinBlock { residual: true, convs: vec![0, 1, 2] }, LinBlock { residual: false, convs: vec![3] }],
-        input: Hwc { h: 4, w: 4, c: 4 },
-        features: 6,
-        classes: 3,
-        alpha: 0.1,
-    }
-}
 
-fn random_set(net: &LinearizedNet, rng: &mut Rng, scale: f32) -> Vec<Vec<f32>> {
-    net.param_lens().iter().map(|&n| rng.vec_f32(n).iter().map(|v| v * scale).collect()).collect()
-}
 
 fn data(net: &LinearizedNet, rng: &mut Rng) -> (Vec<f32>, Vec<u32>) {
     let z = rng.vec_f32(N * net.input.len()).iter().map(|v| v * 2.0).collect();
@@ -45,13 +27,10 @@ fn data(net: &LinearizedNet, rng: &mut Rng) -> (Vec<f32>, Vec<u32>) {
     (z, labels)
 }
 
-fn flat(v: &[Vec<f32>]) -> Vec<f64> {
-    v.iter().flat_map(|t| f64s(t)).collect()
-}
 
 #[test]
 fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
-    let (g, net) = (gpu(), tiny());
+    let (g, net) = (gpu(), tiny_net(0.1));
     let mut rng = Rng::new(41);
     let th = random_set(&net, &mut rng, 0.7);
     let de = random_set(&net, &mut rng, 1.0);
@@ -93,40 +72,15 @@ fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
     assert!((lhs - rhs).abs() / (1.0 + lhs.abs()) < 1e-5, "adjoint: {lhs} vs {rhs}");
 }
 
-/// Δ* = (JᵀJ + NλI)⁻¹ Jᵀ(κY − f0), dense, in f64.
-fn closed_form(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], lambda: f32) -> Vec<f64> {
-    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
-    let jac = reference::dense_jacobian(net, &th64, &f64s(z), N);
-    let zero: Vec<Vec<f64>> = net.param_lens().iter().map(|&n| vec![0.0; n]).collect();
-    let (f0, _) = reference::jvp(net, &th64, &f64s(z), N, &zero);
-    let rows = N * net.classes;
-    let p: usize = net.param_lens().iter().sum();
-    let target: Vec<f64> = (0..rows).map(|r| if labels[r / net.classes] as usize == r % net.classes { KAPPA as f64 } else { 0.0 } - f0[r]).collect();
-    let mut h = vec![0.0; p * p];
-    cpu::gemm::gemm(&Gemm::new(p, p, rows).trans(true, false), &jac, &jac, &mut h);
-    for i in 0..p {
-        h[i * p + i] += N as f64 * lambda as f64;
-    }
-    let mut rhs = vec![0.0; p];
-    cpu::gemm::gemm(&Gemm::new(p, 1, rows).trans(true, false), &jac, &target, &mut rhs);
-    let inv = cpu::linalg::spd_inverse(&h, p).unwrap();
-    let mut x = vec![0.0; p];
-    cpu::gemm::gemm(&Gemm::new(p, 1, p), &inv, &rhs, &mut x);
-    x
-}
 
-fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    d / b.iter().map(|y| y * y).sum::<f64>().sqrt()
-}
 
 #[test]
 fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_batching_and_residency() {
-    let (g, net) = (gpu(), tiny());
+    let (g, net) = (gpu(), tiny_net(0.1));
     let mut rng = Rng::new(42);
     let th = random_set(&net, &mut rng, 0.7);
     let (z, labels) = data(&net, &mut rng);
-    let want = closed_form(&net, &th, &z, &labels, LAMBDA);
+    let want = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, LAMBDA);
     let tth = ParamSet::upload(g, &th).unwrap();
     let warm = ParamSet::upload(g, &random_set(&net, &mut rng, 0.3)).unwrap();
     let mut losses = Vec::new();
@@ -150,11 +104,11 @@ fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_batching_an
 /// printed; tests/kfac.rs asserts the speed-up where K-FAC is exact).
 #[test]
 fn kfac_preconditioned_cg_reaches_the_same_optimum() {
-    let (g, net) = (gpu(), tiny());
+    let (g, net) = (gpu(), tiny_net(0.1));
     let mut rng = Rng::new(43);
     let th = random_set(&net, &mut rng, 0.7);
     let (z, labels) = data(&net, &mut rng);
-    let want = closed_form(&net, &th, &z, &labels, LAMBDA);
+    let want = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, LAMBDA);
     let tth = ParamSet::upload(g, &th).unwrap();
     let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, KAPPA, LAMBDA)).unwrap();
     let k = block(lqf::lqf::kfac::Kfac::new(g, &prob, LAMBDA)).unwrap();
@@ -174,11 +128,11 @@ fn kfac_preconditioned_cg_reaches_the_same_optimum() {
 /// preconditioner: the property that makes LQF predictable.
 #[test]
 fn sgd_reaches_the_same_optimum_for_any_learning_rate_seed_and_batch_order() {
-    let (g, net) = (gpu(), tiny());
+    let (g, net) = (gpu(), tiny_net(0.1));
     let mut rng = Rng::new(44);
     let th = random_set(&net, &mut rng, 0.7);
     let (z, labels) = data(&net, &mut rng);
-    let want = closed_form(&net, &th, &z, &labels, SGD_LAMBDA);
+    let want = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, SGD_LAMBDA);
     let tth = ParamSet::upload(g, &th).unwrap();
     // (learning rate, momentum, seed of the batch order, batch size, K-FAC)
     let runs = [(0.4f32, 0.5f32, 0u64, 1usize, true), (0.4, 0.5, 1, 3, true), (0.2, 0.5, 2, 1, true), (0.1, 0.9, 3, 1, true), (0.1, 0.0, 4, 2, false), (0.05, 0.9, 5, 2, false)];
@@ -196,7 +150,7 @@ fn sgd_reaches_the_same_optimum_for_any_learning_rate_seed_and_batch_order() {
 /// A learning rate far too large is reported as divergence, not returned as a model.
 #[test]
 fn sgd_with_a_huge_learning_rate_reports_divergence() {
-    let (g, net) = (gpu(), tiny());
+    let (g, net) = (gpu(), tiny_net(0.1));
     let mut rng = Rng::new(45);
     let th = random_set(&net, &mut rng, 0.7);
     let (z, labels) = data(&net, &mut rng);

@@ -1,5 +1,6 @@
 //! `lqf`, the native command line: one module per group of commands.
 mod backbone;
+mod explain;
 mod fewshot;
 mod train;
 
@@ -71,6 +72,7 @@ enum Command {
         /// Draw this many images per class (with --seed) instead of using them all.
         #[arg(long)]
         shots: Option<usize>,
+        /// Seeds the draw of --shots.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// lqf, probe (ridge), logistic or finetune.
@@ -98,8 +100,32 @@ enum Command {
         /// How many classes to list per image.
         #[arg(long, default_value_t = 3)]
         top: usize,
+        /// List the N training images that pushed the prediction most toward and away from
+        /// the predicted class (influence; needs --data, the training folder).
+        #[arg(long, requires = "data")]
+        explain: Option<usize>,
+        /// The ImageFolder the model was trained on (DIR/train if it exists).
+        #[arg(long)]
+        data: Option<PathBuf>,
         #[arg(required = true)]
         images: Vec<PathBuf>,
+    },
+    /// Remove one training image from a model exactly (re-solve warm-started at the optimum).
+    Forget {
+        #[arg(long)]
+        model: PathBuf,
+        /// The ImageFolder the model was trained on (DIR/train if it exists).
+        #[arg(long)]
+        data: PathBuf,
+        /// The training image to forget (as listed by --explain, or its path).
+        #[arg(long)]
+        image: PathBuf,
+        /// Where to write the new model (atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also retrain from scratch without the image and report both times and the difference.
+        #[arg(long)]
+        compare: bool,
     },
     /// Few-shot table: K shots per class from DIR/train with each seed, every method, tested on DIR/test.
     Fewshot {
@@ -147,8 +173,9 @@ struct TrainOpts {
     /// the training set, or `auto` (the path 1e-4,1e-3,1e-2,1e-1).
     #[arg(long, default_value = "1e-3")]
     weight_decay: String,
-    /// Classifier at θ0: ridge (the ridge probe) or random.
-    #[arg(long, default_value = "ridge")]
+    /// Classifier at θ0: random (seeded by --init-seed; measured better, and what makes forgetting
+    /// exact) or ridge (the ridge probe).
+    #[arg(long, default_value = "random")]
     init: String,
     /// Epochs of SGD (LQF's sgd solver, or fine-tuning).
     #[arg(long)]
@@ -168,6 +195,9 @@ struct TrainOpts {
     /// Images per GPU pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// Seeds the random classifier initialisation.
+    #[arg(long, default_value_t = 0)]
+    init_seed: u64,
     /// Precondition with K-FAC (true/false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     kfac: bool,
@@ -235,7 +265,7 @@ impl TrainOpts {
         };
         let init = match self.init.as_str() {
             "ridge" => Init::Ridge,
-            "random" => Init::Random { seed: 0 },
+            "random" => Init::Random { seed: self.init_seed },
             i => return Err(format!("--init {i:?}: ridge or random")),
         };
         let solver = match self.solver.as_str() {
@@ -357,7 +387,8 @@ pub fn main() -> i32 {
         Some(Command::Imagenet { backbone, weights, json, images }) => backbone::imagenet(&backbone, weights.as_deref(), json, &images),
         Some(Command::Train { data, out, shots, seed, method, opts }) => train::train(&data, &out, shots, seed, &method, &opts),
         Some(Command::Eval { model, data, json }) => train::eval(&model, &data, json),
-        Some(Command::Predict { model, json, top, images }) => train::predict(&model, json, top, &images),
+        Some(Command::Predict { model, json, top, explain, data, images }) => train::predict(&model, json, top, &images, explain.zip(data.as_deref())),
+        Some(Command::Forget { model, data, image, out, compare }) => explain::forget(&model, &data, &image, &out, compare),
         Some(Command::Fewshot { data, shots, seeds, methods, test_per_class, json, opts }) => fewshot::fewshot(&data, &shots, &seeds, &methods, test_per_class, json, &opts),
     };
     match result {

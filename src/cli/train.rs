@@ -59,7 +59,9 @@ pub fn train(dir: &Path, out: &Path, shots: Option<usize>, seed: u64, method: &s
     let mut pl = ProgressLine::new();
     let (m, feats, secs) = fit(&gpu, &net, &settings, &items, &folder.classes, &mut pl)?;
     let logits = pollster::block_on(train::predict(&gpu, &m, &feats.z, feats.labels.len(), settings.batch)).map_err(s)?;
-    let file = pollster::block_on(m.to_model_file(&gpu, &net, &folder.classes)).map_err(s)?;
+    let mut file = pollster::block_on(m.to_model_file(&gpu, &net, &folder.classes)).map_err(s)?;
+    let root = train_dir(dir);
+    file.train_files = feats.paths.iter().zip(&feats.labels).map(|(p, &l)| (p.strip_prefix(&root).unwrap_or(p).to_string_lossy().into_owned(), l)).collect();
     let bytes = file.to_bytes();
     lqf::fsutil::write_atomic(out, &bytes).map_err(s)?;
     eprintln!("trained {}", describe(&m, feats.labels.len(), folder.classes.len(), secs));
@@ -69,7 +71,7 @@ pub fn train(dir: &Path, out: &Path, shots: Option<usize>, seed: u64, method: &s
 }
 
 /// Load a model file and the backbone it was trained on.
-fn load_model(gpu: &Gpu, path: &Path) -> Result<(ModelFile, Backbone, Trained), String> {
+pub(super) fn load_model(gpu: &Gpu, path: &Path) -> Result<(ModelFile, Backbone, Trained), String> {
     let bytes = lqf::fsutil::read(path).map_err(s)?;
     let file = ModelFile::from_bytes(&bytes, None).map_err(|e| format!("{}: {e}", path.display()))?;
     let net = load_backbone(gpu, file.backbone, None)?;
@@ -146,9 +148,14 @@ pub fn eval(model: &Path, dir: &Path, json: bool) -> Res {
     Ok(())
 }
 
-pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf]) -> Res {
+pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf], explain: Option<(usize, &Path)>) -> Res {
     let gpu = open()?;
     let (file, net, m) = load_model(&gpu, model)?;
+    let mut pl0 = ProgressLine::new();
+    let training = match explain {
+        Some((_, dir)) => Some(super::explain::Training::load(&gpu, &net, &m, &file, dir, &mut pl0)?),
+        None => None,
+    };
     let items: Vec<(PathBuf, u32)> = images.iter().map(|p| (p.clone(), 0)).collect();
     let mut pl = ProgressLine::new();
     let feats = pollster::block_on(data::trunk_features(&gpu, &net, m.split.trunk_end, &items, &mut |p| pl.report(p))).map_err(s)?;
@@ -156,19 +163,29 @@ pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf]) -> Res 
     warn_skipped(&feats);
     let c = file.classes.len();
     let logits = pollster::block_on(train::predict(&gpu, &m, &feats.z, feats.paths.len(), 32)).map_err(s)?;
+    let top1: Vec<usize> = logits.chunks(c).map(|row| (0..c).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)).collect();
+    let whys = match (&training, explain) {
+        (Some(t), Some((k, _))) => t.explain_all(&gpu, &m, &feats.z, &top1, k)?,
+        _ => Vec::new(),
+    };
     let mut records = Vec::new();
     for (i, p) in feats.paths.iter().enumerate() {
         let row = &logits[i * c..(i + 1) * c];
         let mut order: Vec<usize> = (0..c).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         let best: Vec<(usize, f32)> = order.into_iter().take(top.max(1)).map(|j| (j, row[j])).collect();
+        let why = whys.get(i);
         if json {
             let items: Vec<String> = best.iter().map(|&(j, v)| format!("{{\"class\":{},\"score\":{v:.6}}}", serde_json::to_string(&file.classes[j]).unwrap_or_default())).collect();
-            records.push(format!("{{\"image\":{},\"top\":[{}]}}", serde_json::to_string(&p.display().to_string()).unwrap_or_default(), items.join(",")));
+            let why = why.as_ref().map(|w| format!(",\"explain\":{}", w.json(&file.classes))).unwrap_or_default();
+            records.push(format!("{{\"image\":{},\"top\":[{}]{why}}}", serde_json::to_string(&p.display().to_string()).unwrap_or_default(), items.join(",")));
         } else {
             println!("{}", p.display());
             for (j, v) in best {
                 println!("  {v:>8.3}  {}", file.classes[j]);
+            }
+            if let Some(w) = why {
+                w.print(&file.classes);
             }
         }
     }

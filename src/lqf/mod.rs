@@ -1,6 +1,7 @@
 //! LQF: the linearized network, the quadratic training problem and its solvers
 //! (../shared/docs/method.md is the specification).
 pub mod finetune;
+pub mod influence;
 pub mod kfac;
 pub mod linearized;
 pub mod model_file;

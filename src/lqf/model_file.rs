@@ -3,7 +3,8 @@
 //!
 //! - `__metadata__`: `format` = "lqf-model", `version`, `backbone` (architecture id),
 //!   `weights_sha256` (the exact backbone weight file it was trained on), `classes` (JSON list of
-//!   names), `settings` (JSON of the training settings), `param_lens` (JSON, a consistency check);
+//!   names), `settings` (JSON of the training settings), `param_lens` (JSON, a consistency check),
+//!   `train_files` (JSON list of [path relative to the training folder, class], for explain/forget);
 //! - tensors `classifier.weight0`, `classifier.bias0` (the classifier at θ0, which depends on the
 //!   initialisation) and `delta.0` … `delta.{k}` (Δ, in `ParamSet` order).
 //!
@@ -27,6 +28,9 @@ pub struct ModelFile {
     pub classifier_weight0: Vec<f32>,
     pub classifier_bias0: Vec<f32>,
     pub delta: Vec<Vec<f32>>,
+    /// The training images (path relative to the training folder, class index), so that
+    /// `explain` and `forget` can find them again; empty when unknown.
+    pub train_files: Vec<(String, u32)>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -45,6 +49,7 @@ impl ModelFile {
             ("classes", json(serde_json::to_string(&self.classes))),
             ("settings", json(serde_json::to_string(&self.settings))),
             ("param_lens", json(serde_json::to_string(&lens))),
+            ("train_files", json(serde_json::to_string(&self.train_files))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -79,6 +84,13 @@ impl ModelFile {
         let classes: Vec<String> = serde_json::from_str(meta("classes")?).map_err(|e| bad(format!("classes: {e}")))?;
         let settings: Settings = serde_json::from_str(meta("settings")?).map_err(|e| bad(format!("settings: {e}")))?;
         let lens: Vec<usize> = serde_json::from_str(meta("param_lens")?).map_err(|e| bad(format!("param_lens: {e}")))?;
+        let train_files: Vec<(String, u32)> = match st.metadata.get("train_files") {
+            Some(v) => serde_json::from_str(v).map_err(|e| bad(format!("train_files: {e}")))?,
+            None => Vec::new(),
+        };
+        if let Some((f, l)) = train_files.iter().find(|(_, l)| *l as usize >= classes.len()) {
+            return Err(bad(format!("training image {f} has class {l}, not below the {} classes", classes.len())));
+        }
         let take = |name: &str| st.tensors.iter().find(|t| t.name == name).map(|t| t.data.clone()).ok_or_else(|| bad(format!("missing tensor {name}")));
         let (w0, b0) = (take("classifier.weight0")?, take("classifier.bias0")?);
         let delta: Vec<Vec<f32>> = (0..lens.len()).map(|i| take(&format!("delta.{i}"))).collect::<Result<_>>()?;
@@ -89,6 +101,6 @@ impl ModelFile {
         if delta.iter().chain([&w0, &b0]).any(|t| t.iter().any(|v| !v.is_finite())) {
             return Err(bad("the model holds NaN or infinite values"));
         }
-        Ok(ModelFile { backbone, weights_sha256: sha, classes, settings, classifier_weight0: w0, classifier_bias0: b0, delta })
+        Ok(ModelFile { backbone, weights_sha256: sha, classes, settings, classifier_weight0: w0, classifier_bias0: b0, delta, train_files })
     }
 }

@@ -32,12 +32,14 @@ pub const DIVERGENCE_FACTOR: f64 = 10.0;
 pub const GPU_FEATURE_BUDGET: u64 = 1 << 30;
 
 /// Where a batch's trunk features live.
+#[derive(Clone)]
 enum Resident {
     Gpu(Tensor),
     Host(Vec<f32>),
 }
 
 /// Training-set features in mini-batches, with labels and the primal outputs at θ0.
+#[derive(Clone)]
 pub struct Batch {
     z: Resident,
     pub n: usize,
@@ -147,6 +149,53 @@ impl<'a> Problem<'a> {
         self.batches.iter().map(|b| b.n).sum()
     }
 
+    /// The same problem without training image `index` (in batch order): the batch that holds
+    /// it is rebuilt from GPU copies of its other rows, every other batch is shared as it is.
+    pub fn without(&self, gpu: &Gpu, index: usize) -> Result<Problem<'a>> {
+        if index >= self.len() {
+            return Err(Error::InvalidArgument(format!("image {index} is not among the {} training images", self.len())));
+        }
+        if self.len() == 1 {
+            return Err(Error::InvalidArgument("cannot remove the only training image".into()));
+        }
+        let (per, c) = (self.net.input.len(), self.net.classes);
+        let mut batches = Vec::with_capacity(self.batches.len());
+        let mut first = 0;
+        for b in &self.batches {
+            if !(first..first + b.n).contains(&index) {
+                batches.push(b.clone());
+            } else if b.n > 1 {
+                let k = index - first;
+                let n = b.n - 1;
+                let keep = |rec: &mut crate::gpu::Recorder<'_>, src: &Tensor, width: usize| -> Result<Tensor> {
+                    let dst = rec.gpu().zeros(n * width)?;
+                    rec.copy(src, 0, &dst, 0, k * width);
+                    rec.copy(src, (k + 1) * width, &dst, k * width, (n - k) * width);
+                    Ok(dst)
+                };
+                let (z, f0, labels) = gpu.run(|rec| {
+                    let z = match &b.z {
+                        Resident::Gpu(t) => Resident::Gpu(keep(rec, t, per)?),
+                        Resident::Host(v) => Resident::Host([&v[..k * per], &v[(k + 1) * per..]].concat()),
+                    };
+                    Ok((z, keep(rec, &b.f0, c)?, keep(rec, &b.labels, 1)?))
+                })?;
+                batches.push(Batch { z, n, labels, f0 });
+            }
+            first += b.n;
+        }
+        Ok(Problem { net: self.net, theta0: self.theta0, batches, kappa: self.kappa, lambda: self.lambda })
+    }
+
+    /// Labels of every image, in order.
+    pub async fn labels(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(self.len());
+        for b in &self.batches {
+            out.extend(gpu.read_u32(&b.labels).await?);
+        }
+        Ok(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -234,6 +283,14 @@ impl<'a> Problem<'a> {
         Ok(out)
     }
 
+    /// The solvers' first iterate: `start`, or Δ = 0.
+    fn start(&self, gpu: &Gpu, start: Option<&ParamSet>) -> Result<ParamSet> {
+        match start {
+            Some(s) => Ok(s.clone()),
+            None => self.zeros(gpu),
+        }
+    }
+
     fn precondition(&self, gpu: &Gpu, precond: Option<&Kfac>, r: &ParamSet) -> Result<ParamSet> {
         match precond {
             Some(k) => {
@@ -256,14 +313,22 @@ impl<'a> Problem<'a> {
         precond: Option<&Kfac>,
         tol: f64,
         max_iter: usize,
-        mut on_step: impl FnMut(Step),
+        on_step: impl FnMut(Step),
     ) -> Result<(ParamSet, Vec<Step>)> {
         let (b, loss0) = self.rhs(gpu).await?;
-        let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
-        let mut x = match start {
-            Some(s) => s.clone(),
-            None => self.zeros(gpu)?,
-        };
+        self.cg(gpu, &b, loss0, start, precond, tol, max_iter, on_step).await
+    }
+
+    /// x = H⁻¹·b for any right-hand side b (influence needs H⁻¹∇f(x)), by the same CG.
+    pub async fn solve_linear(&self, gpu: &Gpu, b: &ParamSet, precond: Option<&Kfac>, tol: f64, max_iter: usize) -> Result<(ParamSet, Vec<Step>)> {
+        self.cg(gpu, b, 0.0, None, precond, tol, max_iter, |_| {}).await
+    }
+
+    /// CG on H x = b; `loss0` offsets the reported quadratic ½xᵀHx − bᵀx (L(0) for training).
+    #[allow(clippy::too_many_arguments)]
+    async fn cg(&self, gpu: &Gpu, b: &ParamSet, loss0: f64, start: Option<&ParamSet>, precond: Option<&Kfac>, tol: f64, max_iter: usize, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+        let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
+        let mut x = self.start(gpu, start)?;
         let mut steps = Vec::new();
         if bnorm == 0.0 {
             return Ok((x, steps));
@@ -272,12 +337,12 @@ impl<'a> Problem<'a> {
             Some(s) => {
                 let hx = self.hvp(gpu, s)?;
                 let r = self.zeros(gpu)?;
-                gpu.run(|rec| ParamSet::axpby(rec, 1.0, &b, -1.0, &hx, &r))?;
+                gpu.run(|rec| ParamSet::axpby(rec, 1.0, b, -1.0, &hx, &r))?;
                 r
             }
             None => b.clone(),
         };
-        let first = cg_loss(gpu, loss0, &x, &b, &r).await?;
+        let first = cg_loss(gpu, loss0, &x, b, &r).await?;
         let mut z = self.precondition(gpu, precond, &r)?;
         let mut p = z.clone();
         let mut rz = ParamSet::dot(gpu, &r, &z).await?;
@@ -299,7 +364,7 @@ impl<'a> Problem<'a> {
             })?;
             (x, r) = (x2, r2);
             rnorm = ParamSet::dot(gpu, &r, &r).await?.sqrt();
-            let loss = cg_loss(gpu, loss0, &x, &b, &r).await?;
+            let loss = cg_loss(gpu, loss0, &x, b, &r).await?;
             if !rnorm.is_finite() {
                 return Err(Error::Diverged(format!("conjugate gradient: residual is {rnorm} at iteration {it}")));
             }
@@ -326,10 +391,7 @@ impl<'a> Problem<'a> {
         }
         let (b, loss0) = self.rhs(gpu).await?;
         let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
-        let mut x = match start {
-            Some(s) => s.clone(),
-            None => self.zeros(gpu)?,
-        };
+        let mut x = self.start(gpu, start)?;
         let mut steps = Vec::new();
         if bnorm == 0.0 {
             return Ok((x, steps));

@@ -107,7 +107,7 @@ impl Default for Settings {
             kappa: 5.0,
             lambda: 1e-3,
             lambda_path: Vec::new(),
-            init: Init::Ridge,
+            init: Init::Random { seed: 0 },
             batch: 32,
             kfac: true,
             solver: SolverKind::Cg,
@@ -458,6 +458,7 @@ impl Trained {
             classifier_weight0: gpu.read(&self.theta0.tensors[2 * nconv]).await?,
             classifier_bias0: gpu.read(&self.theta0.tensors[2 * nconv + 1]).await?,
             delta: self.delta.read(gpu).await?,
+            train_files: Vec::new(),
         })
     }
 

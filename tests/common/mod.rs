@@ -23,3 +23,4 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 pub fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
 }
+pub mod tiny;

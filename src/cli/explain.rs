@@ -1,0 +1,134 @@
+//! `predict --explain` and `forget`: both need the training set again, which the model file
+//! lists (paths relative to the training folder).
+use super::train::load_model;
+use super::{open, train_dir, ProgressLine, Res};
+use lqf::data;
+use lqf::gpu::Gpu;
+use lqf::lqf::influence::{self, InverseHessian};
+use lqf::lqf::kfac::Kfac;
+use lqf::lqf::model_file::ModelFile;
+use lqf::lqf::train::Trained;
+use lqf::lqf::Problem;
+use lqf::model::Backbone;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// The training set of a model, read back from its folder.
+pub struct Training {
+    pub names: Vec<String>,
+    pub labels: Vec<u32>,
+    pub z: Vec<f32>,
+}
+
+/// Why a prediction was made: the training images that pushed it toward the predicted class
+/// (proponents) and away from it (opponents), with their influence on its score.
+pub struct Why {
+    pub class: usize,
+    pub proponents: Vec<(String, u32, f64)>,
+    pub opponents: Vec<(String, u32, f64)>,
+}
+
+impl Why {
+    pub fn json(&self, classes: &[String]) -> String {
+        let list = |v: &[(String, u32, f64)]| {
+            v.iter()
+                .map(|(n, l, sc)| format!("{{\"image\":{},\"class\":{},\"influence\":{sc:.6e}}}", serde_json::to_string(n).unwrap_or_default(), serde_json::to_string(&classes[*l as usize]).unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!("{{\"class\":{},\"proponents\":[{}],\"opponents\":[{}]}}", serde_json::to_string(&classes[self.class]).unwrap_or_default(), list(&self.proponents), list(&self.opponents))
+    }
+
+    pub fn print(&self, classes: &[String]) {
+        println!("  why {}: removing these training images would lower its score (proponents)", classes[self.class]);
+        for (n, l, sc) in &self.proponents {
+            println!("    {sc:>+10.3e}  {n} ({})", classes[*l as usize]);
+        }
+        println!("  and these would raise it (opponents)");
+        for (n, l, sc) in &self.opponents {
+            println!("    {sc:>+10.3e}  {n} ({})", classes[*l as usize]);
+        }
+    }
+}
+
+impl Training {
+    pub fn load(gpu: &Gpu, net: &Backbone, m: &Trained, file: &ModelFile, dir: &Path, pl: &mut ProgressLine) -> Result<Training, String> {
+        if file.train_files.is_empty() {
+            return Err("the model file does not list its training images, which explaining and forgetting need".into());
+        }
+        let root = train_dir(dir);
+        let items: Vec<(PathBuf, u32)> = file.train_files.iter().map(|(f, l)| (root.join(f), *l)).collect();
+        let feats = pollster::block_on(data::trunk_features(gpu, net, m.split.trunk_end, &items, &mut |p| pl.report(p))).map_err(s)?;
+        pl.finish();
+        if let Some((p, why)) = feats.skipped.first() {
+            return Err(format!("training image {} is missing or unreadable ({why}); explaining and forgetting need the exact training set", p.display()));
+        }
+        Ok(Training { names: file.train_files.iter().map(|f| f.0.clone()).collect(), labels: feats.labels, z: feats.z })
+    }
+
+    fn problem<'a>(&self, gpu: &Gpu, m: &'a Trained) -> Result<Problem<'a>, String> {
+        let st = &m.settings;
+        pollster::block_on(Problem::new(gpu, &m.split.net, &m.theta0, &self.z, &self.labels, st.batch, st.kappa, st.lambda)).map_err(s)
+    }
+
+    /// Influence of every training image on the predicted class of each image in `xs`
+    /// (trunk features, `[n, …]`): H⁻¹ by K-FAC-preconditioned CG to 1e-2.
+    pub fn explain_all(&self, gpu: &Gpu, m: &Trained, xs: &[f32], classes: &[usize], k: usize) -> Result<Vec<Why>, String> {
+        let prob = self.problem(gpu, m)?;
+        let kfac = pollster::block_on(Kfac::new(gpu, &prob, m.settings.lambda)).map_err(s)?;
+        let per = m.split.net.input.len();
+        let mut out = Vec::new();
+        for (i, &class) in classes.iter().enumerate() {
+            let x = gpu.upload(&xs[i * per..(i + 1) * per]).map_err(s)?;
+            let inf = pollster::block_on(influence::influence(gpu, &prob, &m.delta, Some(&kfac), &x, &[class], InverseHessian::Cg { tol: 1e-2, max_iter: 20 })).map_err(s)?;
+            let named = |v: Vec<(usize, f64)>| v.into_iter().map(|(j, sc)| (self.names[j].clone(), self.labels[j], sc)).collect();
+            out.push(Why { class, proponents: named(inf[0].proponents(k)), opponents: named(inf[0].opponents(k)) });
+        }
+        Ok(out)
+    }
+}
+
+pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool) -> Res {
+    let gpu = open()?;
+    let (mut file, net, m) = load_model(&gpu, model)?;
+    let root = train_dir(dir);
+    let wanted = image.strip_prefix(&root).unwrap_or(image).to_string_lossy().into_owned();
+    let index = file
+        .train_files
+        .iter()
+        .position(|(f, _)| *f == wanted || std::fs::canonicalize(root.join(f)).ok() == std::fs::canonicalize(image).ok())
+        .ok_or_else(|| format!("{} is not one of the model's {} training images", image.display(), file.train_files.len()))?;
+    let mut pl = ProgressLine::new();
+    let training = Training::load(&gpu, &net, &m, &file, dir, &mut pl)?;
+    let prob = training.problem(&gpu, &m)?;
+    let st = &m.settings;
+    let t = Instant::now();
+    let (_, delta, steps) = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, None, index, st.cg_tol, st.max_iter)).map_err(s)?;
+    let values = pollster::block_on(delta.read(&gpu)).map_err(s)?;
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!("forgot {} in {secs:.1} s ({} CG iterations warm-started at the trained optimum)", file.train_files[index].0, steps.len());
+    if compare {
+        let keep: Vec<usize> = (0..training.labels.len()).filter(|&i| i != index).collect();
+        let per = m.split.net.input.len();
+        let z: Vec<f32> = keep.iter().flat_map(|&i| training.z[i * per..(i + 1) * per].iter().copied()).collect();
+        let labels: Vec<u32> = keep.iter().map(|&i| training.labels[i]).collect();
+        let t = Instant::now();
+        let scratch = pollster::block_on(Problem::new(&gpu, &m.split.net, &m.theta0, &z, &labels, st.batch, st.kappa, st.lambda)).map_err(s)?;
+        let kfac = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, &scratch, st.lambda)).map_err(s)?) } else { None };
+        let (fresh, cold) = pollster::block_on(scratch.solve_cg(&gpu, None, kfac.as_ref(), st.cg_tol, st.max_iter, |_| {})).map_err(s)?;
+        let fresh = pollster::block_on(fresh.read(&gpu)).map_err(s)?;
+        let secs2 = t.elapsed().as_secs_f64();
+        let (a, b): (Vec<f64>, Vec<f64>) = (values.concat().iter().map(|&v| v as f64).collect(), fresh.concat().iter().map(|&v| v as f64).collect());
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / b.iter().map(|y| y * y).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        eprintln!("retraining from scratch without it: {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster; ‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = {diff:.2e}", if st.kfac { "" } else { "no " }, cold.len(), secs2 / secs);
+    }
+    file.delta = values;
+    file.train_files.remove(index);
+    lqf::fsutil::write_atomic(out, &file.to_bytes()).map_err(s)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}

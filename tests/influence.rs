@@ -1,0 +1,111 @@
+//! Influence and forgetting on the tiny network, against exact leave-one-out retraining (dense,
+//! f64) and against training from scratch without the image.
+mod common;
+
+use common::tiny::{closed_form, f_lin, flat, random_params, rel, tiny};
+use common::{block, gpu};
+use lqf::lqf::influence::{self, InverseHessian};
+use lqf::lqf::kfac::Kfac;
+use lqf::lqf::{ParamSet, Problem};
+use lqf::rng::Rng;
+
+const N: usize = 12;
+const KAPPA: f32 = 5.0;
+const LAMBDA: f32 = 0.05;
+/// Spearman rank correlation of influence with the exact leave-one-out change (issue 7: ≥ 0.9).
+const SPEARMAN_MIN: f64 = 0.9;
+/// Forgetting vs retraining without the image, ‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖.
+const FORGET_REL: f64 = 1e-4;
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    for (rank, &i) in idx.iter().enumerate() {
+        r[i] = rank as f64;
+    }
+    r
+}
+
+fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let m = (a.len() as f64 - 1.0) / 2.0;
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - m) * (y - m)).sum();
+    let var: f64 = ra.iter().map(|x| (x - m).powi(2)).sum();
+    cov / var
+}
+
+fn setup(seed: u64) -> (lqf::lqf::LinearizedNet, Vec<Vec<f32>>, Vec<f32>, Vec<u32>, Vec<f32>) {
+    let net = tiny(0.1);
+    let mut rng = Rng::new(seed);
+    let th = random_params(&net, &mut rng, 0.7);
+    let z: Vec<f32> = rng.vec_f32(N * net.input.len()).iter().map(|v| v * 2.0).collect();
+    let labels: Vec<u32> = (0..N).map(|i| (i % net.classes) as u32).collect();
+    let x: Vec<f32> = rng.vec_f32(net.input.len()).iter().map(|v| v * 2.0).collect();
+    (net, th, z, labels, x)
+}
+
+#[test]
+fn influence_ranks_training_images_as_exact_leave_one_out_does() {
+    let g = gpu();
+    let (net, th, z, labels, x) = setup(50);
+    let per = net.input.len();
+    let want = closed_form(&net, &th, &z, &labels, KAPPA, LAMBDA);
+    let fx = f_lin(&net, &th, &x, 1, &want);
+    let class = (0..net.classes).max_by(|&a, &b| fx[a].total_cmp(&fx[b])).unwrap();
+    // Exact: retrain without j (dense, f64) and measure the change of f_class(x).
+    let exact: Vec<f64> = (0..N)
+        .map(|j| {
+            let keep: Vec<usize> = (0..N).filter(|&i| i != j).collect();
+            let zj: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
+            let lj: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+            let d = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
+            f_lin(&net, &th, &x, 1, &d)[class] - fx[class]
+        })
+        .collect();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 5, KAPPA, LAMBDA)).unwrap();
+    let k = block(Kfac::new(g, &prob, LAMBDA)).unwrap();
+    let (delta, _) = block(prob.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
+    let tx = g.upload(&x).unwrap();
+    for (inverse, min) in [(InverseHessian::Cg { tol: 1e-6, max_iter: 200 }, SPEARMAN_MIN), (InverseHessian::Kfac, 0.0)] {
+        let inf = block(influence::influence(g, &prob, &delta, Some(&k), &tx, &[class], inverse)).unwrap();
+        let s = spearman(&inf[0].scores, &exact);
+        eprintln!("{inverse:?}: Spearman {s:.3} with exact leave-one-out over {N} images");
+        assert!(s >= min, "{inverse:?}: Spearman {s:.3}");
+        if min > 0.0 {
+            // The strongest proponent and opponent agree with the exact ranking's ends.
+            let (p, o) = (inf[0].proponents(1)[0].0, inf[0].opponents(1)[0].0);
+            let most_neg = (0..N).min_by(|&a, &b| exact[a].total_cmp(&exact[b])).unwrap();
+            let most_pos = (0..N).max_by(|&a, &b| exact[a].total_cmp(&exact[b])).unwrap();
+            assert_eq!((p, o), (most_neg, most_pos), "influence {:?} vs exact {exact:?}", inf[0].scores);
+        }
+    }
+}
+
+#[test]
+fn forgetting_equals_retraining_without_the_image() {
+    let g = gpu();
+    let (net, th, z, labels, _) = setup(51);
+    let per = net.input.len();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 5, KAPPA, LAMBDA)).unwrap();
+    let k = block(Kfac::new(g, &prob, LAMBDA)).unwrap();
+    let (delta, _) = block(prob.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
+    for j in [0, 6, N - 1] {
+        let (smaller, forgot, warm) = block(influence::forget(g, &prob, &delta, Some(&k), j, 1e-7, 500)).unwrap();
+        assert_eq!(smaller.len(), N - 1);
+        let keep: Vec<usize> = (0..N).filter(|&i| i != j).collect();
+        let zj: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
+        let lj: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+        assert_eq!(block(smaller.labels(g)).unwrap(), lj, "the other images keep their labels and order");
+        let scratch = block(Problem::new(g, &net, &tth, &zj, &lj, 5, KAPPA, LAMBDA)).unwrap();
+        let (fresh, cold) = block(scratch.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
+        let exact = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
+        let (f, s) = (flat(&block(forgot.read(g)).unwrap()), flat(&block(fresh.read(g)).unwrap()));
+        assert!(rel(&f, &s) < FORGET_REL && rel(&f, &exact) < FORGET_REL, "image {j}: forget vs scratch {:.1e}, vs exact {:.1e}", rel(&f, &s), rel(&f, &exact));
+        eprintln!("forget image {j}: {} CG iterations warm, {} from scratch", warm.len(), cold.len());
+        assert!(warm.len() < cold.len(), "warm start helps: {} vs {}", warm.len(), cold.len());
+    }
+    assert!(prob.without(g, N).is_err());
+}
