@@ -140,3 +140,31 @@ pub async fn bench_backbone(gpu: &Gpu, net: &crate::model::Backbone, batch: usiz
     }
     Ok(Figure { name: format!("{} forward b{batch}", net.arch().id()), gflop: net.def.flops() * batch as f64 / 1e9, ms: best, images: batch })
 }
+
+/// Training throughput: one Hessian-vector product of LQF (a JVP and a VJP pass over `n`
+/// images, i.e. one CG iteration) at `depth`, on trunk features of random images. GFLOP counts
+/// the forward of the linearized blocks once (the passes do about three times that).
+pub async fn bench_training(gpu: &Gpu, net: &crate::model::Backbone, depth: usize, n: usize, reps: usize) -> Result<Figure> {
+    use crate::lqf::{train, ParamSet, Problem};
+    let mut rng = Rng::new(1);
+    let classes = 10;
+    let split = train::split(net, train::Depth::Blocks(depth), classes, 0.05)?;
+    let x = rng.vec_f32(n * net.input_hwc().len());
+    let z = train::trunk_features(gpu, net, split.trunk_end, &x, n).await?;
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % classes as u32).collect();
+    let w = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect::<Vec<f32>>();
+    let theta0 = train::theta0(gpu, &split, &w, &vec![0.0; classes])?;
+    let prob = Problem::new(gpu, &split.net, &theta0, &z, &labels, 32, 5.0, 1e-3).await?;
+    let v = ParamSet::upload(gpu, &split.net.param_lens().iter().map(|&l| rng.vec_f32(l)).collect::<Vec<_>>())?;
+    let mut best = f64::MAX;
+    for i in 0..=reps {
+        let t0 = now_ms();
+        let hv = prob.hvp(gpu, &v)?;
+        gpu.read(&hv.tensors[0]).await?;
+        if i > 0 {
+            best = best.min(now_ms() - t0);
+        }
+    }
+    let trunk: f64 = net.def.flops_of(split.trunk_end..net.def.blocks.len());
+    Ok(Figure { name: format!("{} LQF CG iteration depth {depth}", net.arch().id()), gflop: trunk * n as f64 / 1e9, ms: best, images: n })
+}

@@ -196,3 +196,35 @@ fn kfac_kernels_match_their_references() {
         close(block(g.read(&ob)).unwrap(), rb, "depthwise_precondition bias");
     }
 }
+
+/// The Monte-Carlo option (one Rademacher backward pass per image instead of C) is unbiased:
+/// averaged over many draws its G factors approach the exact ones, A is identical, and one
+/// draw is already a usable preconditioner.
+#[test]
+fn monte_carlo_kfac_is_unbiased() {
+    let g = gpu();
+    let net = LinearizedNet { convs: vec![pw(5, 6), pw(6, 4)], blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }], input: Hwc { h: 2, w: 2, c: 5 }, features: 4, classes: 5, alpha: 0.0 };
+    let mut rng = Rng::new(55);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 6;
+    let z = rng.vec_f32(n * net.input.len());
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 5).collect();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, 1.0, 0.0)).unwrap();
+    let exact = block(kfac::statistics(g, &prob)).unwrap();
+    let draws = 300;
+    let mut mean: Vec<Vec<f64>> = exact.g.iter().map(|v| vec![0.0; v.as_ref().unwrap().len()]).collect();
+    for seed in 0..draws {
+        let f = block(kfac::statistics_with(g, &prob, kfac::Sampling::MonteCarlo { seed })).unwrap();
+        assert_eq!(f.a, exact.a, "A does not depend on the sampling");
+        for (m, v) in mean.iter_mut().zip(&f.g) {
+            m.iter_mut().zip(v.as_ref().unwrap()).for_each(|(m, x)| *m += *x as f64 / draws as f64);
+        }
+    }
+    for (layer, (m, e)) in mean.iter().zip(&exact.g).enumerate() {
+        let e: Vec<f64> = e.as_ref().unwrap().iter().map(|&v| v as f64).collect();
+        let err = m.iter().zip(&e).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / e.iter().map(|b| b * b).sum::<f64>().sqrt();
+        eprintln!("layer {layer}: mean of {draws} Monte-Carlo G vs exact: {err:.3}");
+        assert!(err < 0.1, "layer {layer}: {err:.3}");
+    }
+}

@@ -65,3 +65,46 @@ async fn golden_logits_on_webgpu() {
         web_sys::console::log_1(&format!("{}: golden logits match on WebGPU", arch.id()).into());
     }
 }
+
+/// A model file written by the native CLI (tests/data/models/probe3.lqf, `lqf train --method
+/// probe` on 3 classes of the bundled sample) loads in the browser and predicts the scores the
+/// native `lqf predict` wrote; a model trained in the browser survives its own file round trip.
+#[wasm_bindgen_test]
+async fn model_files_cross_between_native_and_browser() {
+    use lqf::lqf::model_file::ModelFile;
+    use lqf::lqf::train::{self, Trained};
+    use lqf::model::{preprocess, Arch, Backbone};
+    let g = webgpu().await;
+    let net = Backbone::from_weight_file(&g, include_bytes!("../weights/mobilenet_v2.safetensors"), Some(Arch::MobileNetV2)).unwrap();
+    let file = ModelFile::from_bytes(include_bytes!("data/models/probe3.lqf"), Some(&net.weights_sha256)).unwrap();
+    let m = Trained::from_model_file(&g, &net, &file).unwrap();
+    let images: [(&str, &[u8]); 3] = [
+        ("Forest_1154.jpg", include_bytes!("../web/samples/eurosat/test/Forest/Forest_1154.jpg")),
+        ("Highway_1081.jpg", include_bytes!("../web/samples/eurosat/test/Highway/Highway_1081.jpg")),
+        ("SeaLake_1146.jpg", include_bytes!("../web/samples/eurosat/test/SeaLake/SeaLake_1146.jpg")),
+    ];
+    let mut x = Vec::new();
+    for (name, bytes) in images {
+        x.extend(preprocess::preprocess(bytes, name, Arch::MobileNetV2).unwrap());
+    }
+    let z = train::trunk_features(&g, &net, m.split.trunk_end, &x, 3).await.unwrap();
+    let logits = train::predict(&g, &m, &z, 3, 3).await.unwrap();
+    let want: serde_json::Value = serde_json::from_slice(include_bytes!("data/models/probe3_predictions.json")).unwrap();
+    for (i, rec) in want.as_array().unwrap().iter().enumerate() {
+        for t in rec["top"].as_array().unwrap() {
+            let c = file.classes.iter().position(|k| k == t["class"].as_str().unwrap()).unwrap();
+            let (got, exp) = (logits[i * 3 + c] as f64, t["score"].as_f64().unwrap());
+            assert!((got - exp).abs() < 1e-3, "image {i} class {c}: browser {got} vs native {exp}");
+        }
+    }
+    // Train in the browser (the same probe on these three photos), save, load, same predictions.
+    let split = train::split(&net, train::Depth::Probe, 3, 0.0).unwrap();
+    let s = train::Settings { method: train::Method::Ridge, ..Default::default() };
+    let trained = train::train(&g, split, &z, &[0, 1, 2], &s, &mut |_| {}).await.unwrap();
+    let before = train::predict(&g, &trained, &z, 3, 3).await.unwrap();
+    let bytes = trained.to_model_file(&g, &net, &file.classes).await.unwrap().to_bytes();
+    let back = Trained::from_model_file(&g, &net, &ModelFile::from_bytes(&bytes, Some(&net.weights_sha256)).unwrap()).unwrap();
+    let after = train::predict(&g, &back, &z, 3, 3).await.unwrap();
+    assert_eq!(before, after, "the browser's own model file round trip");
+    web_sys::console::log_1(&"model files cross between native and browser".into());
+}

@@ -198,6 +198,10 @@ struct TrainOpts {
     /// Seeds the random classifier initialisation.
     #[arg(long, default_value_t = 0)]
     init_seed: u64,
+    /// Estimate K-FAC's output factors with one Rademacher backward pass per image instead of
+    /// one per class (unbiased; for many classes).
+    #[arg(long)]
+    kfac_monte_carlo: bool,
     /// Precondition with K-FAC (true/false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     kfac: bool,
@@ -276,7 +280,8 @@ impl TrainOpts {
         if self.batch == 0 {
             return Err("--batch must be at least 1".into());
         }
-        let mut s = Settings { method, depth, alpha: self.alpha, kappa: self.target_scale, lambda, lambda_path, init, batch: self.batch, kfac: self.kfac, solver, cg_tol: self.tol, max_iter: self.iterations, ..Default::default() };
+        let kfac_sampling = if self.kfac_monte_carlo { lqf::lqf::kfac::Sampling::MonteCarlo { seed: self.init_seed } } else { lqf::lqf::kfac::Sampling::Exact };
+        let mut s = Settings { method, depth, alpha: self.alpha, kappa: self.target_scale, lambda, lambda_path, init, batch: self.batch, kfac: self.kfac, kfac_sampling, solver, cg_tol: self.tol, max_iter: self.iterations, ..Default::default() };
         let ft = Finetune::default();
         s.finetune = Finetune { lr: self.lr.unwrap_or(ft.lr), momentum: self.momentum.unwrap_or(ft.momentum), epochs: self.epochs.unwrap_or(ft.epochs), ..ft };
         let sgd = s.sgd;

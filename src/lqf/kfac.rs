@@ -104,8 +104,25 @@ fn accumulate_a(rec: &mut Recorder<'_>, a: &Tensor, ones: &Tensor, rows: usize, 
     gemm(rec, &gemm_at(1, 1, rows, 1, 1, d, cin * d + cin, s), ones, ones, acc)
 }
 
+/// How the output-side factors G are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Exact type-2: C backward passes per image, one per unit vector e_c.
+    #[default]
+    Exact,
+    /// One backward pass per image with a Rademacher vector v (E[vvᵀ] = I, so E[g_v g_vᵀ] =
+    /// Σ_c g_c g_cᵀ): unbiased, C times cheaper, for many classes.
+    MonteCarlo { seed: u64 },
+}
+
 /// The exact type-2 statistics of a training problem.
 pub async fn statistics(gpu: &Gpu, prob: &Problem<'_>) -> Result<Factors> {
+    statistics_with(gpu, prob, Sampling::Exact).await
+}
+
+/// The statistics with the given sampling of the output-side factors.
+pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, sampling: Sampling) -> Result<Factors> {
     let net = prob.net;
     let pairs = net.convs.len() + 1;
     let blocks: Vec<Option<Block>> = (0..pairs).map(|i| factor_block(net, i)).collect();
@@ -113,14 +130,18 @@ pub async fn statistics(gpu: &Gpu, prob: &Problem<'_>) -> Result<Factors> {
     let g_acc: Vec<Option<Tensor>> = blocks.iter().map(|b| b.map(|b| gpu.zeros(b.g_len())).transpose()).collect::<Result<_>>()?;
     let n_total = prob.len() as f32;
     let c = net.classes;
+    let (passes, mut rng) = match sampling {
+        Sampling::Exact => (c, None),
+        Sampling::MonteCarlo { seed } => (1, Some(crate::rng::Rng::new(seed))),
+    };
     for b in &prob.batches {
         let tape = gpu.run(|rec| net.tape(rec, prob.theta0, &b.z(gpu)?, b.n))?;
-        for class in 0..c {
-            let mut onehot = vec![0.0f32; b.n * c];
-            for r in 0..b.n {
-                onehot[r * c + class] = 1.0;
-            }
-            let g = gpu.upload(&onehot)?;
+        for pass in 0..passes {
+            let v: Vec<f32> = match rng.as_mut() {
+                None => (0..b.n * c).map(|i| if i % c == pass { 1.0 } else { 0.0 }).collect(),
+                Some(rng) => (0..b.n * c).map(|_| if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }).collect(),
+            };
+            let g = gpu.upload(&v)?;
             gpu.run(|rec| {
                 net.backward(rec, prob.theta0, &tape, b.n, &g, |rec, layer| {
                     let (Some(ga), Some(aa), Some(block)) = (&g_acc[layer.index], &a_acc[layer.index], blocks[layer.index]) else { return Ok(()) };
@@ -129,14 +150,14 @@ pub async fn statistics(gpu: &Gpu, prob: &Problem<'_>) -> Result<Factors> {
                     match block {
                         Block::Dense { din, dout } => {
                             gemm(rec, &gemm_at(dout, dout, rows, dout, dout, dout, 0, 1.0 / n_total), layer.grad, layer.grad, ga)?;
-                            if class == 0 {
+                            if pass == 0 {
                                 let ones = rec.gpu().upload(&vec![1.0; rows])?;
                                 accumulate_a(rec, layer.input, &ones, rows, din - 1, aa, a_scale)?;
                             }
                         }
                         Block::Depthwise { spec, .. } => {
                             kernels::col_sumsq(rec, layer.grad, rows, spec.cout, ga, 1.0 / n_total, 1.0)?;
-                            if class == 0 {
+                            if pass == 0 {
                                 let s = layer.spec.unwrap_or(spec);
                                 kernels::depthwise_patch_stats(rec, &s, layer.input, aa, a_scale, 1.0)?;
                             }
@@ -174,7 +195,11 @@ fn trace_mean(m: &[f32], d: usize) -> f64 {
 
 impl Kfac {
     pub async fn new(gpu: &Gpu, prob: &Problem<'_>, damping: f32) -> Result<Kfac> {
-        let f = statistics(gpu, prob).await?;
+        Kfac::with_sampling(gpu, prob, damping, Sampling::Exact).await
+    }
+
+    pub async fn with_sampling(gpu: &Gpu, prob: &Problem<'_>, damping: f32, sampling: Sampling) -> Result<Kfac> {
+        let f = statistics_with(gpu, prob, sampling).await?;
         Kfac::from_factors(gpu, prob.net, &f, damping).await
     }
 

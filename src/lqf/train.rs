@@ -79,6 +79,9 @@ pub struct Settings {
     pub batch: usize,
     /// Precondition the solver with K-FAC (damped with λ).
     pub kfac: bool,
+    /// Exact K-FAC statistics, or the Monte-Carlo estimate (for many classes).
+    #[serde(default)]
+    pub kfac_sampling: kfac::Sampling,
     #[serde(default)]
     pub solver: SolverKind,
     /// Conjugate gradient stops at this relative residual (SGD at this relative gradient norm)…
@@ -110,6 +113,7 @@ impl Default for Settings {
             init: Init::Random { seed: 0 },
             batch: 32,
             kfac: true,
+            kfac_sampling: kfac::Sampling::Exact,
             solver: SolverKind::Cg,
             cg_tol: 1e-3,
             max_iter: 100,
@@ -354,7 +358,7 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
     path.sort_by(|a, b| b.total_cmp(a));
     let mut prob = Problem::new(gpu, &split.net, &theta0, &ztr, &ltr, s.batch, s.kappa, path[0]).await?;
     let held = Problem::new(gpu, &split.net, &theta0, &zho, &lho, s.batch, s.kappa, path[0]).await?;
-    let factors = if s.kfac { Some(kfac::statistics(gpu, &prob).await?) } else { None };
+    let factors = if s.kfac { Some(kfac::statistics_with(gpu, &prob, s.kfac_sampling).await?) } else { None };
     let mut x: Option<ParamSet> = None;
     let mut scores = Vec::new();
     for (i, &lambda) in path.iter().enumerate() {
@@ -401,7 +405,7 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
             let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
             let kfac = if s.kfac && s.max_iter > 0 {
                 progress(Progress::new(Phase::Curvature, 0, 1));
-                let k = Kfac::new(gpu, &prob, s.lambda).await?;
+                let k = Kfac::with_sampling(gpu, &prob, s.lambda, s.kfac_sampling).await?;
                 progress(Progress::new(Phase::Curvature, 1, 1));
                 Some(k)
             } else {

@@ -116,15 +116,22 @@ impl ArchDef {
 
     /// Multiply-adds ×2 of one image's forward pass, classifier included.
     pub fn flops(&self) -> f64 {
+        self.flops_of(0..self.blocks.len()) + 2.0 * (self.features * self.classes) as f64
+    }
+
+    /// Multiply-adds ×2 of the convolutions of `blocks`.
+    pub fn flops_of(&self, blocks: std::ops::Range<usize>) -> f64 {
         let mut hw = self.input;
         let mut total = 0.0;
-        for b in &self.blocks {
+        for (i, b) in self.blocks.iter().enumerate() {
             for c in &b.convs {
                 hw = hw.div_ceil(c.stride);
-                total += 2.0 * (hw * hw * c.cout * c.k * c.k * (c.cin / c.groups)) as f64;
+                if blocks.contains(&i) {
+                    total += 2.0 * (hw * hw * c.cout * c.k * c.k * (c.cin / c.groups)) as f64;
+                }
             }
         }
-        total + 2.0 * (self.features * self.classes) as f64
+        total
     }
 
     /// (h, w, c) after each block for an input of `self.input` pixels.
