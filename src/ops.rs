@@ -46,7 +46,7 @@ fn same_pad(input: usize, k: usize, s: usize) -> (usize, usize) {
 impl ConvSpec {
     pub fn validate(&self) -> Result<ConvGeom> {
         let err = |d: String| Err(shape_err("conv2d", d));
-        if self.groups == 0 || self.cin % self.groups != 0 || self.cout % self.groups != 0 {
+        if self.groups == 0 || !self.cin.is_multiple_of(self.groups) || !self.cout.is_multiple_of(self.groups) {
             return err(format!("groups {} must divide cin {} and cout {}", self.groups, self.cin, self.cout));
         }
         if self.kh == 0 || self.kw == 0 || self.stride == 0 || self.in_h == 0 || self.in_w == 0 {

@@ -35,7 +35,10 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / var
 }
 
-fn setup(seed: u64) -> (lqf::lqf::LinearizedNet, Vec<Vec<f32>>, Vec<f32>, Vec<u32>, Vec<f32>) {
+/// (network, θ0, training features, labels, one test image's features)
+type Setup = (lqf::lqf::LinearizedNet, Vec<Vec<f32>>, Vec<f32>, Vec<u32>, Vec<f32>);
+
+fn setup(seed: u64) -> Setup {
     let net = tiny(0.1);
     let mut rng = Rng::new(seed);
     let th = random_params(&net, &mut rng, 0.7);

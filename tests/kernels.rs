@@ -243,7 +243,7 @@ fn spd_inverse_rejects_indefinite() {
     let ta = g.upload(&a).unwrap();
     let err = block(spd::spd_inverse(g, &ta, n)).unwrap_err();
     assert!(matches!(err, lqf::Error::NotPositiveDefinite { row: 64 }), "{err}");
-    let nan = g.upload(&vec![f32::NAN; 4]).unwrap();
+    let nan = g.upload(&[f32::NAN; 4]).unwrap();
     assert!(block(spd::spd_inverse(g, &nan, 2)).is_err());
     assert!(cpu::linalg::spd_inverse(&[1.0, 2.0, 2.0, 1.0], 2).is_err());
 }

@@ -323,7 +323,7 @@ impl ProgressLine {
             if done {
                 eprintln!();
             }
-        } else if p.phase == Phase::Solve || p.phase == Phase::LambdaSearch || done || p.step % (p.total / 10).max(1) == 0 {
+        } else if p.phase == Phase::Solve || p.phase == Phase::LambdaSearch || done || p.step.is_multiple_of((p.total / 10).max(1)) {
             eprintln!("{line}");
         }
         self.last = Some(p.phase);

@@ -27,7 +27,7 @@ impl Gpu {
     fn check_size(&self, len: usize) -> Result<u64> {
         // Zero-length bindings are invalid; keep one element so empty tensors still bind.
         let bytes = (len.max(1) as u64) * 4;
-        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::TooLarge { bytes, limit });
         }

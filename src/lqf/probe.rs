@@ -8,7 +8,7 @@ use crate::gpu::Gpu;
 /// X = [P, 1] (`[n, f + 1]`) and κ·onehot(labels) (`[n, classes]`).
 fn design(pooled: &[f32], labels: &[u32], classes: usize, kappa: f32) -> Result<(Vec<f32>, Vec<f32>, usize)> {
     let n = labels.len();
-    if n == 0 || pooled.len() % n != 0 {
+    if n == 0 || !pooled.len().is_multiple_of(n) {
         return Err(Error::InvalidArgument(format!("{} feature values for {n} images", pooled.len())));
     }
     let f = pooled.len() / n;

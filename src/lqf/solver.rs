@@ -117,6 +117,7 @@ fn check_loss(loss: f64, first: f64, what: &str, it: usize) -> Result<()> {
 
 impl<'a> Problem<'a> {
     /// Build mini-batches from features `z` (`[n, h, w, c]` per image, host memory) and labels.
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(gpu: &Gpu, net: &'a LinearizedNet, theta0: &'a ParamSet, z: &[f32], labels: &[u32], batch: usize, kappa: f32, lambda: f32) -> Result<Problem<'a>> {
         Self::with_feature_budget(gpu, net, theta0, z, labels, batch, kappa, lambda, GPU_FEATURE_BUDGET).await
     }

@@ -21,7 +21,7 @@ fn params(s: &ConvSpec, has_bias: bool, accumulate: bool, act: Option<LeakyRelu6
 
 /// Depthwise with channel multiplier 1 and channels in vec4s: the fast depthwise kernel.
 pub fn is_depthwise_vec4(s: &ConvSpec) -> bool {
-    s.groups == s.cin && s.cin == s.cout && s.cin % 4 == 0
+    s.groups == s.cin && s.cin == s.cout && s.cin.is_multiple_of(4)
 }
 
 fn pixels_out(s: &ConvSpec) -> Result<usize> {
@@ -77,7 +77,7 @@ pub fn conv2d_act(
     let p = params(s, bias.is_some(), accumulate, act, 1.0, 0.0)?;
     let vec4_entry = if is_depthwise_vec4(s) {
         Some("depthwise_vec4")
-    } else if s.groups == 1 && s.cout % 4 == 0 {
+    } else if s.groups == 1 && s.cout.is_multiple_of(4) {
         Some("dense_vec4")
     } else {
         None

@@ -35,7 +35,7 @@ pub fn axpby(rec: &mut Recorder<'_>, alpha: f32, x: &Tensor, beta: f32, y: &Tens
 
 /// `r = f − κ·onehot(labels)` over `[rows, classes]`.
 pub fn mse_residual(rec: &mut Recorder<'_>, f: &Tensor, labels: &Tensor, classes: usize, kappa: f32, r: &Tensor) -> Result<()> {
-    if classes == 0 || f.len % classes != 0 {
+    if classes == 0 || !f.len.is_multiple_of(classes) {
         return Err(crate::error::shape_err("mse_residual", format!("{} values are not rows of {classes} classes", f.len)));
     }
     check_len("mse_residual labels", labels, f.len / classes)?;
@@ -48,7 +48,7 @@ pub fn mse_residual(rec: &mut Recorder<'_>, f: &Tensor, labels: &Tensor, classes
 /// `y[r, c] += b[c]` for every row: the folded bias of a GEMM-backed convolution.
 pub fn add_row_vector(rec: &mut Recorder<'_>, b: &Tensor, y: &Tensor, cols: usize) -> Result<()> {
     check_len("add_row_vector b", b, cols)?;
-    if cols == 0 || y.len % cols != 0 {
+    if cols == 0 || !y.len.is_multiple_of(cols) {
         return Err(crate::error::shape_err("add_row_vector", format!("{} values are not rows of {cols}", y.len)));
     }
     let p = params(y.len, cols, 0.0, 0.0, 0.0);

@@ -12,7 +12,7 @@ use crate::gpu::Tensor;
 /// Uniform blocks are padded to 16 bytes; launchers build them as u32 words.
 pub(crate) fn words(w: &[u32]) -> Vec<u8> {
     let mut v = w.to_vec();
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
     bytemuck::cast_slice(&v).to_vec()
