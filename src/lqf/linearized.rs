@@ -147,6 +147,14 @@ impl LinearizedNet {
         Ok((f, f_dot))
     }
 
+    /// f_lin(z; Δ) = f0 + J·Δ as one `[batch, classes]` tensor.
+    pub fn f_lin(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize, delta: &ParamSet) -> Result<Tensor> {
+        let (f0, jd) = self.jvp(rec, theta0, z, batch, delta)?;
+        let f = rec.gpu().zeros(f0.len)?;
+        elementwise::axpby(rec, 1.0, &f0, 1.0, &jd, &f)?;
+        Ok(f)
+    }
+
     /// The primal pass, keeping what the backward pass needs.
     fn forward_tape(&self, rec: &mut Recorder<'_>, theta0: &ParamSet, z: &Tensor, batch: usize) -> Result<Tape> {
         let gpu = rec.gpu();

@@ -102,6 +102,12 @@ impl Default for Sgd {
     }
 }
 
+/// Σ‖r‖² over tensors, in f64, in one readback.
+async fn sum_of_squares(gpu: &Gpu, tensors: &[Tensor]) -> Result<f64> {
+    let pairs: Vec<(&Tensor, &Tensor)> = tensors.iter().map(|r| (r, r)).collect();
+    dot_sum(gpu, &pairs).await
+}
+
 /// L(x) = L(0) − ½ xᵀ(b + r) for a CG iterate x with residual r = b − Hx, in one readback.
 async fn cg_loss(gpu: &Gpu, loss0: f64, x: &ParamSet, b: &ParamSet, r: &ParamSet) -> Result<f64> {
     let pairs: Vec<(&Tensor, &Tensor)> = x.tensors.iter().zip(&b.tensors).chain(x.tensors.iter().zip(&r.tensors)).collect();
@@ -205,6 +211,18 @@ impl<'a> Problem<'a> {
         ParamSet::zeros(gpu, &self.net.param_lens())
     }
 
+    /// The residual r = f_lin(z; x) − κY of batch `b` with features `z` (x = 0 when None: the
+    /// cached f0, no pass).
+    fn residual(&self, rec: &mut crate::gpu::Recorder<'_>, b: &Batch, z: &Tensor, x: Option<&ParamSet>) -> Result<Tensor> {
+        let f = match x {
+            Some(x) => self.net.f_lin(rec, self.theta0, z, b.n, x)?,
+            None => b.f0.clone(),
+        };
+        let r = rec.gpu().zeros(b.f0.len)?;
+        elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
+        Ok(r)
+    }
+
     /// `scale · Σ_B J_Bᵀ r_B` with residuals r = f0 + J·x − κY (x = 0 when None), and Σ‖r‖².
     async fn residual_vjp(&self, gpu: &Gpu, x: Option<&ParamSet>, scale: f32) -> Result<(ParamSet, f64)> {
         let out = self.zeros(gpu)?;
@@ -212,24 +230,13 @@ impl<'a> Problem<'a> {
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
                 let z = b.z(rec.gpu())?;
-                let f = match x {
-                    Some(x) => {
-                        let (_, jx) = self.net.jvp(rec, self.theta0, &z, b.n, x)?;
-                        let f = rec.gpu().zeros(b.f0.len)?;
-                        elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jx, &f)?;
-                        f
-                    }
-                    None => b.f0.clone(),
-                };
-                let r = rec.gpu().zeros(b.f0.len)?;
-                elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
+                let r = self.residual(rec, b, &z, x)?;
                 self.net.vjp(rec, self.theta0, &z, b.n, &r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
                 residuals.push(r);
             }
             Ok(())
         })?;
-        let pairs: Vec<(&Tensor, &Tensor)> = residuals.iter().map(|r| (r, r)).collect();
-        Ok((out, dot_sum(gpu, &pairs).await?))
+        Ok((out, sum_of_squares(gpu, &residuals).await?))
     }
 
     /// b = (1/N) Σ Jᵀ(κY − f0) = −∇L(0), and L(0).
@@ -264,21 +271,24 @@ impl<'a> Problem<'a> {
         Ok(out)
     }
 
-    /// L(Δ), accumulated in f64.
+    /// L(Δ), accumulated in f64: one JVP pass, no backward pass.
     pub async fn loss(&self, gpu: &Gpu, delta: &ParamSet) -> Result<f64> {
-        Ok(self.gradient(gpu, delta).await?.1)
+        let mut residuals = Vec::with_capacity(self.batches.len());
+        gpu.run(|rec| {
+            for b in &self.batches {
+                residuals.push(self.residual(rec, b, &b.z(rec.gpu())?, Some(delta))?);
+            }
+            Ok(())
+        })?;
+        let sq = sum_of_squares(gpu, &residuals).await?;
+        Ok(sq / (2.0 * self.len() as f64) + 0.5 * self.lambda as f64 * ParamSet::dot(gpu, delta, delta).await?)
     }
 
     /// f_lin(z; Δ) for every image, in order: `[N, classes]`.
     pub async fn predict(&self, gpu: &Gpu, delta: &ParamSet) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(self.len() * self.net.classes);
         for b in &self.batches {
-            let f = gpu.run(|rec| {
-                let (_, jd) = self.net.jvp(rec, self.theta0, &b.z(rec.gpu())?, b.n, delta)?;
-                let f = rec.gpu().zeros(b.f0.len)?;
-                elementwise::axpby(rec, 1.0, &b.f0, 1.0, &jd, &f)?;
-                Ok(f)
-            })?;
+            let f = gpu.run(|rec| self.net.f_lin(rec, self.theta0, &b.z(rec.gpu())?, b.n, delta))?;
             out.extend(gpu.read(&f).await?);
         }
         Ok(out)
@@ -390,23 +400,33 @@ impl<'a> Problem<'a> {
         if !(sgd.lr > 0.0 && sgd.lr.is_finite() && (0.0..1.0).contains(&sgd.momentum)) {
             return Err(Error::InvalidArgument(format!("SGD needs a positive learning rate and momentum in [0, 1), got {} and {}", sgd.lr, sgd.momentum)));
         }
-        let (b, loss0) = self.rhs(gpu).await?;
-        let bnorm = ParamSet::dot(gpu, &b, &b).await?.sqrt();
+        // ‖b‖ = ‖∇L(0)‖: from Δ = 0 the first full gradient below is −b itself, so only a
+        // warm start needs its own pass.
+        let given_bnorm = match start {
+            Some(_) => {
+                let (b, _) = self.rhs(gpu).await?;
+                Some(ParamSet::dot(gpu, &b, &b).await?.sqrt())
+            }
+            None => None,
+        };
         let mut x = self.start(gpu, start)?;
         let mut steps = Vec::new();
-        if bnorm == 0.0 {
-            return Ok((x, steps));
-        }
         let mut v = self.zeros(gpu)?;
         let mut rng = Rng::new(sgd.seed);
-        let mut first = loss0;
+        let (mut bnorm, mut first) = (0.0, 0.0);
         for epoch in 0..=sgd.epochs {
             // The full gradient at the snapshot: the stopping test, the loss, and SVRG's anchor.
             let (full, loss) = self.gradient(gpu, &x).await?;
-            let rel = ParamSet::dot(gpu, &full, &full).await?.sqrt() / bnorm;
+            let gnorm = ParamSet::dot(gpu, &full, &full).await?.sqrt();
             if epoch == 0 {
+                bnorm = given_bnorm.unwrap_or(gnorm);
+                if bnorm == 0.0 {
+                    return Ok((x, steps));
+                }
                 first = loss;
-            } else {
+            }
+            let rel = gnorm / bnorm;
+            if epoch > 0 {
                 let s = Step { iteration: epoch, relative_residual: rel, loss };
                 on_step(s);
                 steps.push(s);
@@ -440,10 +460,7 @@ impl<'a> Problem<'a> {
                         ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
                     } else {
                         // g = (1/|B|) J_Bᵀ r_B(x) + λx
-                        let (_, jx) = self.net.jvp(rec, self.theta0, &z, bt.n, &x)?;
-                        let (f, r) = (gpu.zeros(bt.f0.len)?, gpu.zeros(bt.f0.len)?);
-                        elementwise::axpby(rec, 1.0, &bt.f0, 1.0, &jx, &f)?;
-                        elementwise::mse_residual(rec, &f, &bt.labels, self.net.classes, self.kappa, &r)?;
+                        let r = self.residual(rec, bt, &z, Some(&x))?;
                         let jtr = self.zeros(gpu)?;
                         self.net.vjp(rec, self.theta0, &z, bt.n, &r, &jtr, scale, 0.0)?;
                         ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &x, &g)

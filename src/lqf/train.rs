@@ -336,7 +336,8 @@ pub fn holdout_fold(labels: &[u32], classes: usize) -> (Vec<usize>, Vec<usize>) 
     (tr, ho)
 }
 
-fn gather(z: &[f32], labels: &[u32], idx: &[usize], per: usize) -> (Vec<f32>, Vec<u32>) {
+/// The features (`per` values an image) and labels of images `idx`, in that order.
+pub fn gather(z: &[f32], labels: &[u32], idx: &[usize], per: usize) -> (Vec<f32>, Vec<u32>) {
     (idx.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect(), idx.iter().map(|&i| labels[i]).collect())
 }
 
@@ -432,12 +433,7 @@ pub async fn predict(gpu: &Gpu, m: &Trained, z: &[f32], n: usize, batch: usize) 
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
         let f = gpu.run(|rec| match &theta {
             Some(theta) => m.split.net.forward(rec, theta, &zt, b),
-            None => {
-                let (f0, fd) = m.split.net.jvp(rec, &m.theta0, &zt, b, &m.delta)?;
-                let f = rec.gpu().zeros(f0.len)?;
-                crate::gpu::kernels::elementwise::axpby(rec, 1.0, &f0, 1.0, &fd, &f)?;
-                Ok(f)
-            }
+            None => m.split.net.f_lin(rec, &m.theta0, &zt, b, &m.delta),
         })?;
         out.extend(gpu.read(&f).await?);
     }
