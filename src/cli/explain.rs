@@ -1,7 +1,7 @@
 //! `predict --explain` and `forget`: both need the training set again, which the model file
 //! lists (paths relative to the training folder).
 use super::train::load_model;
-use super::{open, train_dir, ProgressLine, Res};
+use super::{open, s, train_dir, ProgressLine, Res};
 use lqf::data;
 use lqf::gpu::Gpu;
 use lqf::lqf::influence::{self, InverseHessian};
@@ -12,10 +12,6 @@ use lqf::lqf::Problem;
 use lqf::model::Backbone;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// The training set of a model, read back from its folder.
 pub struct Training {
@@ -114,8 +110,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     if compare {
         let keep: Vec<usize> = (0..training.labels.len()).filter(|&i| i != index).collect();
         let per = m.split.net.input.len();
-        let z: Vec<f32> = keep.iter().flat_map(|&i| training.z[i * per..(i + 1) * per].iter().copied()).collect();
-        let labels: Vec<u32> = keep.iter().map(|&i| training.labels[i]).collect();
+        let (z, labels) = lqf::lqf::train::gather(&training.z, &training.labels, &keep, per);
         let t = Instant::now();
         let scratch = pollster::block_on(Problem::new(&gpu, &m.split.net, &m.theta0, &z, &labels, st.batch, st.kappa, st.lambda)).map_err(s)?;
         let kfac = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, &scratch, st.lambda)).map_err(s)?) } else { None };

@@ -65,8 +65,7 @@ pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], t
     for &k in shots {
         for &seed in seeds {
             let chosen: Vec<usize> = draws[&(k, seed)].iter().filter_map(|(p, _)| index.get(p).copied()).collect();
-            let z: Vec<f32> = chosen.iter().flat_map(|&i| trainf.z[i * per..(i + 1) * per].iter().copied()).collect();
-            let labels: Vec<u32> = chosen.iter().map(|&i| trainf.labels[i]).collect();
+            let (z, labels) = train::gather(&trainf.z, &trainf.labels, &chosen, per);
             data::check_every_class(&labels, &train_set.classes).map_err(|e| e.to_string())?;
             for &method in &methods {
                 let s = train::Settings { method, init: match base.init { train::Init::Random { .. } => train::Init::Random { seed }, i => i }, ..base.clone() };

@@ -209,6 +209,11 @@ struct TrainOpts {
 
 type Res = Result<(), String>;
 
+/// Any error as the message the commands print.
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
 fn open() -> Result<Gpu, String> {
     let gpu = pollster::block_on(Gpu::new(BackendChoice::Auto)).map_err(|e| e.to_string())?;
     eprintln!("adapter: {}", gpu.adapter);

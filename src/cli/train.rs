@@ -1,5 +1,5 @@
 //! train, eval, predict, and the no-argument demo.
-use super::{load_backbone, method_name, open, parse_method, test_dir, train_dir, warn_skipped, ProgressLine, Res, TrainOpts};
+use super::{load_backbone, method_name, open, parse_method, s, test_dir, train_dir, warn_skipped, ProgressLine, Res, TrainOpts};
 use lqf::data::{self, ImageFolder};
 use lqf::gpu::Gpu;
 use lqf::lqf::model_file::ModelFile;
@@ -7,10 +7,6 @@ use lqf::lqf::train::{self, Depth, Settings, Trained};
 use lqf::model::Backbone;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// Features of `items`, trained on, with progress: (model, features, seconds).
 fn fit(gpu: &Gpu, net: &Backbone, settings: &Settings, items: &[(PathBuf, u32)], classes: &[String], pl: &mut ProgressLine) -> Result<(Trained, data::Features, f64), String> {

@@ -80,8 +80,7 @@ pub async fn finetune(gpu: &Gpu, net: &LinearizedNet, theta0: &ParamSet, z: &[f3
         let mut total = 0.0;
         for (start, b) in crate::batches(n, batch) {
             let idx = &order[start..start + b];
-            let zb: Vec<f32> = idx.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
-            let lb: Vec<u32> = idx.iter().map(|&i| labels[i]).collect();
+            let (zb, lb) = super::train::gather(z, labels, idx, per);
             let (t2, v2, ce) = step(gpu, net, &theta, &v, &zb, &lb, ft).await?;
             if !ce.is_finite() {
                 return Err(Error::Diverged(format!("fine-tuning: cross-entropy is {ce} in epoch {epoch}; lower the learning rate")));
