@@ -3,9 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-
-cargo build --release --lib --target wasm32-unknown-unknown
-wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/release/lqf.wasm
+bash scripts/build_web.sh
 port="${PORT:-8080}"
 echo "serving http://127.0.0.1:$port/ (Ctrl-C to stop); open it in a browser with WebGPU"
 exec python3 -m http.server "$port" --bind 127.0.0.1

@@ -32,6 +32,8 @@ pub enum Error {
     ModelFile(String),
     #[error("training diverged: {0}")]
     Diverged(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

@@ -108,3 +108,79 @@ async fn model_files_cross_between_native_and_browser() {
     assert_eq!(before, after, "the browser's own model file round trip");
     web_sys::console::log_1(&"model files cross between native and browser".into());
 }
+
+/// The page's API (`lqf::web`, what web/app.js calls) end to end on the browser's WebGPU: add
+/// images, train LQF, predict, explain, export, forget, import the exported file, predict again.
+#[wasm_bindgen_test]
+async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
+    use lqf::web::WebGpu;
+    let gpu = WebGpu::open().await.unwrap();
+    gpu.load_backbone("mobilenet_v2", include_bytes!("../weights/mobilenet_v2.safetensors")).unwrap();
+    let t = gpu.trainer("1").unwrap();
+    let train: [(&str, u32, &[u8]); 9] = [
+        ("Forest/Forest_2253.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2253.jpg")),
+        ("Forest/Forest_2295.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2295.jpg")),
+        ("Forest/Forest_2411.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2411.jpg")),
+        ("Highway/Highway_2016.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2016.jpg")),
+        ("Highway/Highway_2024.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2024.jpg")),
+        ("Highway/Highway_2076.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2076.jpg")),
+        ("SeaLake/SeaLake_2096.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2096.jpg")),
+        ("SeaLake/SeaLake_2187.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2187.jpg")),
+        ("SeaLake/SeaLake_225.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_225.jpg")),
+    ];
+    for (id, (name, _, bytes)) in train.iter().enumerate() {
+        t.add_image_file(id as u32 + 100, bytes, name).unwrap();
+    }
+    // A corrupt file is refused with its name, and nothing is queued for it.
+    assert!(t.add_image_file(999, b"not an image", "broken.jpg").is_err(), "a corrupt file is refused");
+    assert_eq!(t.pending_count(), 9);
+    t.compute_features(None).await.unwrap();
+    assert_eq!((t.feature_count(), t.pending_count()), (9, 0));
+    assert_eq!(t.feature_bytes(), 9 * 7 * 7 * 160 * 2, "depth-1 features cached as f16");
+
+    let ids: Vec<u32> = (100..109).collect();
+    let labels: Vec<u32> = train.iter().map(|x| x.1).collect();
+    let names = serde_json::to_string(&train.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap();
+    let settings = r#"{"method":"lqf","depth":"1","iterations":15,"weight_decay":"1e-3"}"#;
+    let summary = t.train(ids.clone(), labels.clone(), r#"["Forest","Highway","SeaLake"]"#.into(), names, settings.into(), None).await.unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    web_sys::console::log_1(&format!("trained in the browser: {summary}").into());
+    assert_eq!(summary["train_accuracy"].as_f64(), Some(1.0), "LQF fits its 9 training images: {summary}");
+    assert!(summary["iterations"].as_u64().unwrap() >= 1);
+
+    let predict = |v: &str| -> (String, Vec<f64>) {
+        let v: serde_json::Value = serde_json::from_str(v).unwrap();
+        (v["class"].as_str().unwrap().to_string(), v["scores"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect())
+    };
+    // A training image is predicted as its class, and it is its own strongest proponent.
+    let (class, before) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
+    assert_eq!(class, "SeaLake");
+    let why: serde_json::Value = serde_json::from_str(&t.explain(3).await.unwrap()).unwrap();
+    web_sys::console::log_1(&format!("explained: {why}").into());
+    assert_eq!(why["class"], "SeaLake");
+    let top = why["proponents"].as_array().unwrap();
+    assert!(!top.is_empty(), "{why}");
+    assert!(top.iter().any(|p| p["id"] == 106), "the image itself is among its top proponents: {why}");
+    for p in top.iter().chain(why["opponents"].as_array().unwrap()) {
+        assert!(ids.contains(&(p["id"].as_u64().unwrap() as u32)), "{p}");
+    }
+
+    // Export, forget one image (the scores move), import the export: the scores come back.
+    let file = t.export_model().await.unwrap();
+    let forgot: serde_json::Value = serde_json::from_str(&t.forget(106).await.unwrap()).unwrap();
+    assert_eq!(forgot["forgot"], "SeaLake/SeaLake_2096.jpg");
+    let (_, after_forget) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
+    // The model interpolates its 9 images (residual ≈ 0), so removing one moves it little; its
+    // own SeaLake score must not rise, and the model must now list 8 images.
+    assert!(after_forget[2] <= before[2] + 1e-5, "forgetting a SeaLake photo raised its SeaLake score: {before:?} → {after_forget:?}");
+    let smaller = lqf::lqf::model_file::ModelFile::from_bytes(&t.export_model().await.unwrap(), None).unwrap();
+    assert_eq!(smaller.train_files.len(), 8);
+    assert!(!smaller.train_files.iter().any(|f| f.0 == "SeaLake/SeaLake_2096.jpg"));
+    let info: serde_json::Value = serde_json::from_str(&t.import_model(&file).unwrap()).unwrap();
+    assert_eq!(info["classes"], serde_json::json!(["Forest", "Highway", "SeaLake"]));
+    assert_eq!(info["train_files"], 9);
+    let (_, again) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
+    assert_eq!(before, again, "the exported model predicts as before");
+    assert!(t.import_model(&file[..file.len() / 2]).is_err(), "a truncated model file is refused");
+    assert!(t.explain(3).await.is_err(), "an imported model has no training images to explain with");
+}

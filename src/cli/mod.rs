@@ -257,13 +257,9 @@ impl TrainOpts {
     }
 
     fn settings(&self, method: Method) -> Result<Settings, String> {
-        let depth = match self.depth.as_str() {
-            "all" => Depth::All,
-            "probe" | "0" => Depth::Probe,
-            d => Depth::Blocks(d.parse().map_err(|_| format!("--depth {d:?}: a number of blocks, all, or probe"))?),
-        };
+        let depth = Depth::parse(&self.depth).map_err(|_| format!("--depth {:?}: a number of blocks, all, or probe", self.depth))?;
         let (lambda, lambda_path) = match self.weight_decay.as_str() {
-            "auto" => (1e-3, vec![1e-4, 1e-3, 1e-2, 1e-1]),
+            "auto" => (1e-3, lqf::lqf::train::AUTO_LAMBDA_PATH.to_vec()),
             w => {
                 let path: Vec<f32> = w.split(',').map(|v| v.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|_| format!("--weight-decay {w:?}: a number, a comma-separated list, or auto"))?;
                 if path.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
@@ -371,12 +367,7 @@ fn info() {
         let depths = [Depth::Probe, Depth::Blocks(1), Depth::Blocks(2), Depth::Blocks(3), Depth::Blocks(5), Depth::Blocks(8), Depth::All];
         for d in depths {
             if let Ok((_, hwc)) = lqf::lqf::train::trunk_shape(&def, d) {
-                let name = match d {
-                    Depth::Probe => "probe".to_string(),
-                    Depth::All => "all".to_string(),
-                    Depth::Blocks(n) => n.to_string(),
-                };
-                println!("  {:<18} depth {name:<5} {:>4}×{:<3}×{:>4}  {:>8.1} MB", arch.id(), hwc.h, hwc.w, hwc.c, (hwc.len() * 4 * 1000) as f64 / 1e6);
+                println!("  {:<18} depth {:<5} {:>4}×{:<3}×{:>4}  {:>8.1} MB", arch.id(), d.to_string(), hwc.h, hwc.w, hwc.c, (hwc.len() * 4 * 1000) as f64 / 1e6);
             }
         }
     }

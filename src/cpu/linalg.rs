@@ -36,3 +36,17 @@ pub fn spd_inverse(a: &[f64], n: usize) -> Result<Vec<f64>> {
     }
     Ok(inv)
 }
+
+/// Solve A·X = B for SPD A (n×n) and B (n×cols, row-major) by Cholesky: X in place of B.
+pub fn spd_solve(a: &[f64], n: usize, b: &mut [f64], cols: usize) -> Result<()> {
+    let l = cholesky(a, n)?;
+    for c in 0..cols {
+        for i in 0..n {
+            b[i * cols + c] = (b[i * cols + c] - (0..i).map(|k| l[i * n + k] * b[k * cols + c]).sum::<f64>()) / l[i * n + i];
+        }
+        for i in (0..n).rev() {
+            b[i * cols + c] = (b[i * cols + c] - (i + 1..n).map(|k| l[k * n + i] * b[k * cols + c]).sum::<f64>()) / l[i * n + i];
+        }
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! CPU reference implementations. Straightforward loops, written for clarity, generic over
 //! f32 and f64 so derivative checks can run in double precision. Every GPU kernel is tested
 //! against the function of the same name here.
+pub mod backbone;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;

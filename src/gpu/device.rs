@@ -1,6 +1,7 @@
 //! Adapter and device setup, identical natively and in the browser.
 use crate::error::{Error, Result};
 use crate::gpu::pipeline::PipelineCache;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What we tell the user about the GPU we run on.
@@ -54,6 +55,8 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     lost: Arc<Mutex<Option<String>>>,
     gpu_error: Arc<Mutex<Option<String>>>,
+    /// Set by `cancel`: long runs stop with `Error::Cancelled` at their next readback.
+    cancelled: AtomicBool,
 }
 
 impl Gpu {
@@ -123,11 +126,14 @@ impl Gpu {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
-        Ok(Gpu { device, queue, adapter: report, limits, pipelines: PipelineCache::default(), lost, gpu_error })
+        Ok(Gpu { device, queue, adapter: report, limits, pipelines: PipelineCache::default(), lost, gpu_error, cancelled: AtomicBool::new(false) })
     }
 
     /// `Err(DeviceLost)` once the device is gone, so callers stop instead of reading garbage.
     pub fn check_alive(&self) -> Result<()> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(Error::DeviceLost(msg));
         }
@@ -135,6 +141,17 @@ impl Gpu {
             Some(msg) => Err(Error::Gpu(msg)),
             None => Ok(()),
         }
+    }
+
+    /// Ask the running work to stop: every later readback fails with `Error::Cancelled` until
+    /// `clear_cancel`. Cooperative, so a training run stops within one GPU pass.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Accept work again after a `cancel`.
+    pub fn clear_cancel(&self) {
+        self.cancelled.store(false, Ordering::Relaxed);
     }
 
     /// Resolve once all submitted work has finished, natively and in the browser.

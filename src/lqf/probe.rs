@@ -52,6 +52,55 @@ pub async fn ridge(gpu: &Gpu, pooled: &[f32], labels: &[u32], classes: usize, ka
     Ok(split_bias(gpu.read(&w).await?, f, classes))
 }
 
+/// The same ridge probe on the CPU in f64 (the reference `ridge` is tested against, and the
+/// page's fallback without WebGPU). With fewer images than features it solves the n×n dual,
+/// [W; b] = Xᵀ(XXᵀ + nλI)⁻¹Y, which equals the primal (XᵀX/n + λI)⁻¹XᵀY/n exactly.
+pub fn ridge_cpu(pooled: &[f32], labels: &[u32], classes: usize, kappa: f32, lambda: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    let n = labels.len();
+    let (x, y, f) = design(pooled, labels, classes, kappa)?;
+    let d = f + 1;
+    let (x, y): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), y.iter().map(|&v| v as f64).collect());
+    let lambda = lambda as f64;
+    let w = if n < d {
+        let mut k = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                let v: f64 = (0..d).map(|t| x[i * d + t] * x[j * d + t]).sum();
+                k[i * n + j] = v;
+                k[j * n + i] = v;
+            }
+            k[i * n + i] += n as f64 * lambda;
+        }
+        let mut alpha = y;
+        crate::cpu::linalg::spd_solve(&k, n, &mut alpha, classes)?;
+        let mut w = vec![0.0f32; d * classes];
+        for t in 0..d {
+            for c in 0..classes {
+                w[t * classes + c] = (0..n).map(|i| x[i * d + t] * alpha[i * classes + c]).sum::<f64>() as f32;
+            }
+        }
+        w
+    } else {
+        let mut a = vec![0.0; d * d];
+        let mut rhs = vec![0.0; d * classes];
+        for i in 0..n {
+            let row = &x[i * d..(i + 1) * d];
+            for s in 0..d {
+                for t in 0..d {
+                    a[s * d + t] += row[s] * row[t] / n as f64;
+                }
+                for c in 0..classes {
+                    rhs[s * classes + c] += row[s] * y[i * classes + c] / n as f64;
+                }
+            }
+        }
+        (0..d).for_each(|s| a[s * d + s] += lambda);
+        crate::cpu::linalg::spd_solve(&a, d, &mut rhs, classes)?;
+        rhs.iter().map(|&v| v as f32).collect()
+    };
+    Ok(split_bias(w, f, classes))
+}
+
 /// Largest eigenvalue of XᵀX/n by power iteration (host, f64), for the logistic loss's
 /// curvature bound. The Rayleigh quotient approaches λmax from below; a 10% margin covers what
 /// 50 iterations miss (a step of 1/L with L too small could diverge).

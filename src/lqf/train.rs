@@ -24,6 +24,30 @@ pub enum Depth {
     All,
 }
 
+impl Depth {
+    /// `probe` (or 0), `all`, or a number of blocks, as the CLI and the page write it.
+    pub fn parse(s: &str) -> Result<Depth> {
+        match s.trim() {
+            "all" => Ok(Depth::All),
+            "probe" | "0" => Ok(Depth::Probe),
+            d => d.parse().map(Depth::Blocks).map_err(|_| Error::InvalidArgument(format!("depth {d:?}: a number of blocks, all, or probe"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Depth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Depth::Probe => write!(f, "probe"),
+            Depth::All => write!(f, "all"),
+            Depth::Blocks(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The weight-decay path `--weight-decay auto` and the page's "auto" search.
+pub const AUTO_LAMBDA_PATH: [f32; 4] = [1e-4, 1e-3, 1e-2, 1e-1];
+
 /// How the new classifier is set at θ0 (it must not be zero, or every backbone Jacobian is).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Init {
@@ -254,6 +278,8 @@ pub struct Trained {
     pub steps: Vec<Step>,
     /// The held-out fold's verdict on each λ of the path (empty without a search).
     pub lambda_scores: Vec<LambdaScore>,
+    /// The K-FAC inverse the solver used (LQF with K-FAC), kept for explaining and forgetting.
+    pub kfac: Option<Kfac>,
 }
 
 /// How one λ of the path did on the held-out fold.
@@ -399,9 +425,9 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
         Method::Lqf | Method::Finetune => init_classifier(gpu, &split, z, labels, s, s.init, progress).await?,
     };
     let theta0 = theta0(gpu, &split, &w, &b)?;
-    let (delta, steps) = match s.method {
-        Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new()),
-        Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new()),
+    let (delta, steps, kfac) = match s.method {
+        Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new(), None),
+        Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new(), None),
         Method::Lqf => {
             let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
             let kfac = if s.kfac && s.max_iter > 0 {
@@ -412,10 +438,11 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
             } else {
                 None
             };
-            solve(gpu, &prob, None, kfac.as_ref(), s, progress).await?
+            let (delta, steps) = solve(gpu, &prob, None, kfac.as_ref(), s, progress).await?;
+            (delta, steps, kfac)
         }
     };
-    Ok(Trained { split, theta0, delta, settings: settings.clone(), steps, lambda_scores })
+    Ok(Trained { split, theta0, delta, settings: settings.clone(), steps, lambda_scores, kfac })
 }
 
 /// The model's logits for `n` trunk feature maps: `[n, classes]`.
@@ -473,6 +500,6 @@ impl Trained {
         }
         let theta0 = theta0(gpu, &split, &m.classifier_weight0, &m.classifier_bias0)?;
         let delta = ParamSet::upload(gpu, &m.delta)?;
-        Ok(Trained { split, theta0, delta, settings: m.settings.clone(), steps: Vec::new(), lambda_scores: Vec::new() })
+        Ok(Trained { split, theta0, delta, settings: m.settings.clone(), steps: Vec::new(), lambda_scores: Vec::new(), kfac: None })
     }
 }

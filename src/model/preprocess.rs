@@ -102,3 +102,21 @@ pub fn preprocess(bytes: &[u8], name: &str, arch: Arch) -> Result<Vec<f32>> {
     let img = decode(bytes, name)?;
     Ok(normalise(&resize_crop(&img), arch))
 }
+
+/// RGBA pixels (a canvas's `ImageData`, rows top to bottom) → the backbone's input, through the
+/// same resize and crop as a file. The page decodes with the browser (off the main thread, any
+/// format it knows, EXIF applied) and hands the pixels here.
+pub fn preprocess_rgba(rgba: &[u8], width: u32, height: u32, name: &str, arch: Arch) -> Result<Vec<f32>> {
+    if width == 0 || height == 0 {
+        return Err(img_err(name, format!("image has no pixels ({width}×{height})")));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(img_err(name, format!("image too large: the limit is {MAX_SIDE}×{MAX_SIDE} pixels")));
+    }
+    if rgba.len() != width as usize * height as usize * 4 {
+        return Err(img_err(name, format!("{} bytes are not {width}×{height} RGBA pixels", rgba.len())));
+    }
+    let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let img = RgbImage::from_raw(width, height, rgb).ok_or_else(|| img_err(name, "pixel buffer size"))?;
+    Ok(normalise(&resize_crop(&img), arch))
+}

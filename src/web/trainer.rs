@@ -1,0 +1,420 @@
+//! The page's training session: images by id with their trunk features cached compactly (f16),
+//! the trained model, and what the page asks of it: train, predict, explain, forget, export,
+//! import. Every method takes `&self` (state behind a `RefCell`, never borrowed across an
+//! `await`), so the page can call `cancel` or add images while a training run is in flight.
+use super::{js_err, PageSettings};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::lqf::influence::{self, InverseHessian};
+use crate::lqf::model_file::ModelFile;
+use crate::lqf::progress::{Phase, Progress};
+use crate::lqf::train::{self, Depth, Method, Trained};
+use crate::lqf::Problem;
+use crate::model::f16;
+use crate::model::{preprocess, Backbone};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// Forgetting solves to a tighter relative residual than training: the residual is relative to
+/// the whole right-hand side, and one image's share of it is small.
+const FORGET_TOL_FACTOR: f64 = 0.1;
+
+/// A trained model and the training set it was solved on (empty after an import: explaining
+/// and forgetting need the images).
+struct Model {
+    trained: Trained,
+    classes: Vec<String>,
+    ids: Vec<u32>,
+    labels: Vec<u32>,
+    names: Vec<String>,
+    /// Trunk features of the training images in `ids` order, f16.
+    z: Vec<u16>,
+}
+
+impl Model {
+    fn features(&self) -> Vec<f32> {
+        self.z.iter().map(|&h| f16::to_f32(h)).collect()
+    }
+}
+
+/// The last image predicted: its features (at the model's split) and the predicted class.
+struct Last {
+    z: Vec<f32>,
+    class: usize,
+}
+
+struct State {
+    depth: Depth,
+    trunk_end: usize,
+    per: usize,
+    /// Bumped whenever the cached features stop being valid (a new depth).
+    epoch: u64,
+    /// Preprocessed inputs (224×224×3) waiting for the trunk.
+    pending: Vec<(u32, Vec<f32>)>,
+    live: HashSet<u32>,
+    features: HashMap<u32, Vec<u16>>,
+    model: Option<Rc<Model>>,
+    last: Option<Rc<Last>>,
+}
+
+/// One fine-tuning project on the page's GPU and backbone.
+#[wasm_bindgen]
+pub struct Trainer {
+    gpu: Rc<Gpu>,
+    net: Rc<Backbone>,
+    state: RefCell<State>,
+}
+
+/// Calls the page's progress callback (if any) with a JSON report; a throwing callback is ignored.
+fn report(cb: &Option<js_sys::Function>, p: &Progress) {
+    if let Some(f) = cb {
+        let json = serde_json::json!({ "phase": p.phase, "step": p.step, "total": p.total, "loss": p.loss, "residual": p.residual });
+        let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&json.to_string()));
+    }
+}
+
+fn to_f16(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|&x| f16::from_f32(x)).collect()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+}
+
+impl Trainer {
+    pub(super) fn new(gpu: Rc<Gpu>, net: Rc<Backbone>, depth: &str) -> Result<Trainer> {
+        let depth = Depth::parse(depth)?;
+        let (trunk_end, hwc) = train::trunk_shape(&net.def, depth)?;
+        let state = State { depth, trunk_end, per: hwc.len(), epoch: 0, pending: Vec::new(), live: HashSet::new(), features: HashMap::new(), model: None, last: None };
+        Ok(Trainer { gpu, net, state: RefCell::new(state) })
+    }
+
+    fn queue(&self, id: u32, x: Vec<f32>) {
+        let mut st = self.state.borrow_mut();
+        st.pending.retain(|(p, _)| *p != id);
+        st.features.remove(&id);
+        st.live.insert(id);
+        st.pending.push((id, x));
+    }
+
+    /// Run the trunk over every queued image, a GPU-sized chunk at a time.
+    async fn flush(&self, cb: &Option<js_sys::Function>) -> Result<()> {
+        let chunk = self.net.max_batch(&self.gpu).min(16);
+        let total = self.state.borrow().pending.len();
+        let mut done = 0;
+        loop {
+            let (epoch, trunk_end, batch) = {
+                let mut st = self.state.borrow_mut();
+                let take = st.pending.len().min(chunk);
+                if take == 0 {
+                    break;
+                }
+                (st.epoch, st.trunk_end, st.pending.drain(..take).collect::<Vec<_>>())
+            };
+            let x: Vec<f32> = batch.iter().flat_map(|(_, x)| x.iter().copied()).collect();
+            let z = train::trunk_features(&self.gpu, &self.net, trunk_end, &x, batch.len()).await?;
+            let mut st = self.state.borrow_mut();
+            if st.epoch == epoch {
+                let per = st.per;
+                for (k, (id, _)) in batch.iter().enumerate() {
+                    if st.live.contains(id) {
+                        st.features.insert(*id, to_f16(&z[k * per..(k + 1) * per]));
+                    }
+                }
+            }
+            drop(st);
+            done += batch.len();
+            report(cb, &Progress::new(Phase::Features, done, total.max(done)));
+        }
+        Ok(())
+    }
+
+    async fn train_impl(&self, ids: Vec<u32>, labels: Vec<u32>, classes: &str, names: &str, settings: &str, cb: Option<js_sys::Function>) -> Result<String> {
+        self.gpu.clear_cancel();
+        let classes: Vec<String> = parse_json("classes", classes)?;
+        let names: Vec<String> = parse_json("names", names)?;
+        let page: PageSettings = parse_json("settings", settings)?;
+        let s = page.settings()?;
+        if ids.len() != labels.len() || ids.len() != names.len() {
+            return Err(Error::InvalidArgument(format!("{} images, {} labels, {} names", ids.len(), labels.len(), names.len())));
+        }
+        if s.effective_depth() != self.state.borrow().depth {
+            return Err(Error::InvalidArgument(format!("the cached features are for depth {}, the settings ask for {}", self.state.borrow().depth, s.effective_depth())));
+        }
+        self.flush(&cb).await?;
+        let (z16, per) = {
+            let st = self.state.borrow();
+            let mut z16 = Vec::with_capacity(ids.len() * st.per);
+            for id in &ids {
+                z16.extend_from_slice(st.features.get(id).ok_or_else(|| Error::InvalidArgument(format!("image {id} was not added (or could not be read)")))?);
+            }
+            (z16, st.per)
+        };
+        let z: Vec<f32> = z16.iter().map(|&h| f16::to_f32(h)).collect();
+        let split = train::split(&self.net, s.effective_depth(), classes.len(), s.effective_alpha())?;
+        let trained = train::train(&self.gpu, split, &z, &labels, &s, &mut |p| report(&cb, &p)).await?;
+        let logits = train::predict(&self.gpu, &trained, &z, labels.len(), s.batch).await?;
+        let summary = serde_json::json!({
+            "method": trained.settings.method,
+            "depth": trained.settings.effective_depth().to_string(),
+            "images": labels.len(),
+            "lambda": trained.settings.lambda,
+            "lambda_scores": trained.lambda_scores,
+            "iterations": trained.steps.len(),
+            "residual": trained.steps.last().map(|st| st.relative_residual),
+            "loss": trained.steps.last().map(|st| st.loss),
+            "train_accuracy": train::accuracy(&logits, &labels, classes.len()),
+            "feature_bytes": z16.len() * 2,
+            "per_image": per,
+        });
+        let mut st = self.state.borrow_mut();
+        st.model = Some(Rc::new(Model { trained, classes, ids, labels, names, z: z16 }));
+        st.last = None;
+        Ok(summary.to_string())
+    }
+
+    fn model(&self) -> Result<Rc<Model>> {
+        self.state.borrow().model.clone().ok_or_else(|| Error::InvalidArgument("no trained model: train one or import a model file".into()))
+    }
+
+    async fn predict_input(&self, x: Vec<f32>) -> Result<String> {
+        self.gpu.clear_cancel();
+        let m = self.model()?;
+        let z = train::trunk_features(&self.gpu, &self.net, m.trained.split.trunk_end, &x, 1).await?;
+        let logits = train::predict(&self.gpu, &m.trained, &z, 1, 1).await?;
+        let class = crate::cpu::elementwise::argmax_rows(&logits, m.classes.len())[0] as usize;
+        let kappa = m.trained.settings.kappa.max(f32::MIN_POSITIVE);
+        let scores: Vec<serde_json::Value> = m.classes.iter().zip(&logits).map(|(c, &v)| serde_json::json!({ "class": c, "score": v / kappa })).collect();
+        self.state.borrow_mut().last = Some(Rc::new(Last { z, class }));
+        Ok(serde_json::json!({ "class": m.classes[class], "index": class, "scores": scores }).to_string())
+    }
+
+    /// The model's problem over its training set (explain and forget solve on it).
+    async fn problem<'a>(&self, m: &'a Model, z: &[f32]) -> Result<Problem<'a>> {
+        if m.ids.is_empty() {
+            return Err(Error::InvalidArgument("this model was imported without its training images; explaining and forgetting need them (train it here)".into()));
+        }
+        if m.trained.settings.method == Method::Finetune {
+            return Err(Error::InvalidArgument("explaining needs a linear model (LQF or a probe)".into()));
+        }
+        let s = &m.trained.settings;
+        Problem::new(&self.gpu, &m.trained.split.net, &m.trained.theta0, z, &m.labels, s.batch, s.kappa, s.lambda).await
+    }
+
+    async fn explain_impl(&self, k: usize) -> Result<String> {
+        self.gpu.clear_cancel();
+        let m = self.model()?;
+        let last = self.state.borrow().last.clone().ok_or_else(|| Error::InvalidArgument("predict an image first".into()))?;
+        let z = m.features();
+        let prob = self.problem(&m, &z).await?;
+        let x = self.gpu.upload(&last.z)?;
+        let inf = influence::influence(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), &x, &[last.class], InverseHessian::Cg { tol: 1e-2, max_iter: 20 }).await?;
+        let list = |v: Vec<(usize, f64)>| -> Vec<serde_json::Value> { v.into_iter().map(|(j, s)| serde_json::json!({ "id": m.ids[j], "name": m.names[j], "class": m.classes[m.labels[j] as usize], "influence": s })).collect() };
+        Ok(serde_json::json!({ "class": m.classes[last.class], "proponents": list(inf[0].proponents(k)), "opponents": list(inf[0].opponents(k)) }).to_string())
+    }
+
+    async fn forget_impl(&self, id: u32) -> Result<String> {
+        self.gpu.clear_cancel();
+        let m = self.model()?;
+        let index = m.ids.iter().position(|&i| i == id).ok_or_else(|| Error::InvalidArgument(format!("image {id} is not in the model's training set")))?;
+        let keep: Vec<usize> = (0..m.ids.len()).filter(|&i| i != index).collect();
+        let mut classes_left = m.labels.clone();
+        classes_left.remove(index);
+        classes_left.sort_unstable();
+        classes_left.dedup();
+        if classes_left.len() < 2 {
+            return Err(Error::InvalidArgument("forgetting it would leave fewer than 2 classes".into()));
+        }
+        let z = m.features();
+        let s = m.trained.settings.clone();
+        let (delta, iterations, trained) = match s.method {
+            Method::Lqf => {
+                let prob = self.problem(&m, &z).await?;
+                let (_, delta, steps) = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, s.cg_tol * FORGET_TOL_FACTOR, s.max_iter).await?;
+                (Some(delta), steps.len(), None)
+            }
+            // The probes are closed-form or cheap: retrain them without it.
+            _ => {
+                let per = m.trained.split.net.input.len();
+                let (zk, lk) = train::gather(&z, &m.labels, &keep, per);
+                let split = train::split(&self.net, s.effective_depth(), m.classes.len(), s.effective_alpha())?;
+                (None, 0, Some(train::train(&self.gpu, split, &zk, &lk, &s, &mut |_| {}).await?))
+            }
+        };
+        // Take the model out of the state so this is its only owner, or put it back.
+        let mut st = self.state.borrow_mut();
+        drop(st.model.take());
+        let old = match Rc::try_unwrap(m) {
+            Ok(old) => old,
+            Err(m) => {
+                st.model = Some(m);
+                return Err(Error::InvalidArgument("the model is in use by another operation; try again".into()));
+            }
+        };
+        let per = old.trained.split.net.input.len();
+        let mut trained = trained.unwrap_or(old.trained);
+        if let Some(d) = delta {
+            trained.delta = d;
+        }
+        let pick = |v: &[u32]| keep.iter().map(|&i| v[i]).collect::<Vec<u32>>();
+        let model = Model {
+            ids: pick(&old.ids),
+            labels: pick(&old.labels),
+            names: keep.iter().map(|&i| old.names[i].clone()).collect(),
+            z: keep.iter().flat_map(|&i| old.z[i * per..(i + 1) * per].iter().copied()).collect(),
+            trained,
+            classes: old.classes,
+        };
+        let removed = old.names[index].clone();
+        st.model = Some(Rc::new(model));
+        st.last = None;
+        Ok(serde_json::json!({ "forgot": removed, "iterations": iterations }).to_string())
+    }
+
+    async fn export_impl(&self) -> Result<Vec<u8>> {
+        let m = self.model()?;
+        let mut file = m.trained.to_model_file(&self.gpu, &self.net, &m.classes).await?;
+        file.train_files = m.names.iter().cloned().zip(m.labels.iter().copied()).collect();
+        Ok(file.to_bytes())
+    }
+
+    fn import_impl(&self, bytes: &[u8]) -> Result<String> {
+        let file = ModelFile::from_bytes(bytes, Some(&self.net.weights_sha256))?;
+        let trained = Trained::from_model_file(&self.gpu, &self.net, &file)?;
+        let info = serde_json::json!({
+            "classes": file.classes,
+            "method": file.settings.method,
+            "depth": file.settings.effective_depth().to_string(),
+            "lambda": file.settings.lambda,
+            "train_files": file.train_files.len(),
+        });
+        let mut st = self.state.borrow_mut();
+        st.model = Some(Rc::new(Model { trained, classes: file.classes, ids: Vec::new(), labels: Vec::new(), names: Vec::new(), z: Vec::new() }));
+        st.last = None;
+        Ok(info.to_string())
+    }
+}
+
+#[wasm_bindgen]
+impl Trainer {
+    /// The depth the cached features are for ("probe", "all" or a number of blocks).
+    #[wasm_bindgen(getter)]
+    pub fn depth(&self) -> String {
+        self.state.borrow().depth.to_string()
+    }
+
+    /// Cache features for another depth; true when the cache was cleared (add the images again).
+    #[wasm_bindgen(js_name = setDepth)]
+    pub fn set_depth(&self, depth: &str) -> std::result::Result<bool, JsError> {
+        let depth = Depth::parse(depth).map_err(js_err)?;
+        let (trunk_end, hwc) = train::trunk_shape(&self.net.def, depth).map_err(js_err)?;
+        let mut st = self.state.borrow_mut();
+        if st.depth == depth {
+            return Ok(false);
+        }
+        *st = State { depth, trunk_end, per: hwc.len(), epoch: st.epoch + 1, pending: Vec::new(), live: HashSet::new(), features: HashMap::new(), model: st.model.take(), last: st.last.take() };
+        Ok(true)
+    }
+
+    /// Queue an image given as RGBA pixels (from a canvas) under `id`; its features are
+    /// computed by `computeFeatures` or `train`. `name` is for error messages.
+    #[wasm_bindgen(js_name = addImage)]
+    pub fn add_image(&self, id: u32, rgba: &[u8], width: u32, height: u32, name: &str) -> std::result::Result<(), JsError> {
+        let x = preprocess::preprocess_rgba(rgba, width, height, name, self.net.arch()).map_err(js_err)?;
+        self.queue(id, x);
+        Ok(())
+    }
+
+    /// Queue an image file's bytes (decoded exactly as natively).
+    #[wasm_bindgen(js_name = addImageFile)]
+    pub fn add_image_file(&self, id: u32, bytes: &[u8], name: &str) -> std::result::Result<(), JsError> {
+        let x = preprocess::preprocess(bytes, name, self.net.arch()).map_err(js_err)?;
+        self.queue(id, x);
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = removeImage)]
+    pub fn remove_image(&self, id: u32) {
+        let mut st = self.state.borrow_mut();
+        st.live.remove(&id);
+        st.features.remove(&id);
+        st.pending.retain(|(p, _)| *p != id);
+    }
+
+    /// Images with cached features.
+    #[wasm_bindgen(getter, js_name = featureCount)]
+    pub fn feature_count(&self) -> usize {
+        self.state.borrow().features.len()
+    }
+
+    /// Images waiting for the trunk.
+    #[wasm_bindgen(getter, js_name = pendingCount)]
+    pub fn pending_count(&self) -> usize {
+        self.state.borrow().pending.len()
+    }
+
+    /// Bytes the feature cache holds (f16).
+    #[wasm_bindgen(getter, js_name = featureBytes)]
+    pub fn feature_bytes(&self) -> usize {
+        let st = self.state.borrow();
+        st.features.len() * st.per * 2
+    }
+
+    /// Compute the features of every queued image; `onProgress` receives JSON reports.
+    #[wasm_bindgen(js_name = computeFeatures)]
+    pub async fn compute_features(&self, on_progress: Option<js_sys::Function>) -> std::result::Result<(), JsError> {
+        self.gpu.clear_cancel();
+        self.flush(&on_progress).await.map_err(js_err)
+    }
+
+    /// Train on images `ids` with class indices `labels` (into the JSON list `classes`); `names`
+    /// (JSON list, "class/file.jpg") go into the model file. `settings` is the page's JSON.
+    /// Resolves to a JSON summary; rejects with "cancelled" after `cancel`.
+    pub async fn train(&self, ids: Vec<u32>, labels: Vec<u32>, classes: String, names: String, settings: String, on_progress: Option<js_sys::Function>) -> std::result::Result<String, JsError> {
+        self.train_impl(ids, labels, &classes, &names, &settings, on_progress).await.map_err(js_err)
+    }
+
+    /// Stop the running computation at its next GPU readback.
+    pub fn cancel(&self) {
+        self.gpu.cancel();
+    }
+
+    /// Class scores (f/κ: 1 is a confident member) of an image given as RGBA pixels, JSON.
+    pub async fn predict(&self, rgba: Vec<u8>, width: u32, height: u32) -> std::result::Result<String, JsError> {
+        let x = preprocess::preprocess_rgba(&rgba, width, height, "image", self.net.arch()).map_err(js_err)?;
+        self.predict_input(x).await.map_err(js_err)
+    }
+
+    /// As `predict`, for an image file's bytes.
+    #[wasm_bindgen(js_name = predictFile)]
+    pub async fn predict_file(&self, bytes: Vec<u8>, name: String) -> std::result::Result<String, JsError> {
+        let x = preprocess::preprocess(&bytes, &name, self.net.arch()).map_err(js_err)?;
+        self.predict_input(x).await.map_err(js_err)
+    }
+
+    /// The `k` training images that pushed the last prediction toward its class most
+    /// (proponents) and away from it (opponents), JSON with their ids and influence.
+    pub async fn explain(&self, k: usize) -> std::result::Result<String, JsError> {
+        self.explain_impl(k).await.map_err(js_err)
+    }
+
+    /// Remove training image `id` from the model: LQF re-solves warm-started at its optimum
+    /// (the same Δ as training without it), the probes refit.
+    pub async fn forget(&self, id: u32) -> std::result::Result<String, JsError> {
+        self.forget_impl(id).await.map_err(js_err)
+    }
+
+    /// The trained model as a model file (the CLI's format).
+    #[wasm_bindgen(js_name = exportModel)]
+    pub async fn export_model(&self) -> std::result::Result<Vec<u8>, JsError> {
+        self.export_impl().await.map_err(js_err)
+    }
+
+    /// Load a model file (from the CLI or this page); resolves to JSON {classes, method, depth, …}.
+    #[wasm_bindgen(js_name = importModel)]
+    pub fn import_model(&self, bytes: &[u8]) -> std::result::Result<String, JsError> {
+        self.import_impl(bytes).map_err(js_err)
+    }
+}
