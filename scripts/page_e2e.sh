@@ -30,5 +30,6 @@ for t in native:
     browser = next(s["score"] for s in page["scores"] if s["class"] == t["class"]) * kappa
     # Same model and preprocessing; only the JPEG decoders differ (the browser's vs image-rs).
     assert abs(browser - t["score"]) < 0.25, f"{t['class']}: native {t['score']:.4f}, page {browser:.4f}"
-print(f"native lqf predict agrees with the page: {top}; scores " + ", ".join(f"{t['class']} {t['score']:.3f}" for t in native))
+worst = max(abs(next(s["score"] for s in page["scores"] if s["class"] == t["class"]) * kappa - t["score"]) for t in native)
+print(f"native lqf predict agrees with the page: {top}; native logits " + ", ".join(f"{t['class']} {t['score']:.3f}" for t in native) + f"; largest difference {worst:.3f} (the page shows 2 decimals of score/κ)")
 PY

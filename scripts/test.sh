@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: native kernels on the local adapter (lavapipe without a GPU), the
-# browser suite on WebGPU in headless Chromium, and a type-check of the macOS/Metal build.
+# browser suite on WebGPU in headless Chromium, the page itself driven by Playwright, and a
+# type-check of the macOS/Metal build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -16,3 +17,6 @@ export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 cargo test --release --target wasm32-unknown-unknown --test web
+
+echo "== the page end to end (Playwright, headless Chromium)"
+bash scripts/page_e2e.sh

@@ -117,17 +117,7 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     let gpu = WebGpu::open().await.unwrap();
     gpu.load_backbone("mobilenet_v2", include_bytes!("../weights/mobilenet_v2.safetensors")).unwrap();
     let t = gpu.trainer("1").unwrap();
-    let train: [(&str, u32, &[u8]); 9] = [
-        ("Forest/Forest_2253.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2253.jpg")),
-        ("Forest/Forest_2295.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2295.jpg")),
-        ("Forest/Forest_2411.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2411.jpg")),
-        ("Highway/Highway_2016.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2016.jpg")),
-        ("Highway/Highway_2024.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2024.jpg")),
-        ("Highway/Highway_2076.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2076.jpg")),
-        ("SeaLake/SeaLake_2096.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2096.jpg")),
-        ("SeaLake/SeaLake_2187.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2187.jpg")),
-        ("SeaLake/SeaLake_225.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_225.jpg")),
-    ];
+    let train = sample_training_images();
     for (id, (name, _, bytes)) in train.iter().enumerate() {
         t.add_image_file(id as u32 + 100, bytes, name).unwrap();
     }
@@ -148,10 +138,7 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     assert_eq!(summary["train_accuracy"].as_f64(), Some(1.0), "LQF fits its 9 training images: {summary}");
     assert!(summary["iterations"].as_u64().unwrap() >= 1);
 
-    let predict = |v: &str| -> (String, Vec<f64>) {
-        let v: serde_json::Value = serde_json::from_str(v).unwrap();
-        (v["class"].as_str().unwrap().to_string(), v["scores"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect())
-    };
+    let predict = scores;
     // A training image is predicted as its class, and it is its own strongest proponent.
     let (class, before) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
     assert_eq!(class, "SeaLake");
@@ -183,4 +170,73 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     assert_eq!(before, again, "the exported model predicts as before");
     assert!(t.import_model(&file[..file.len() / 2]).is_err(), "a truncated model file is refused");
     assert!(t.explain(3).await.is_err(), "an imported model has no training images to explain with");
+}
+
+/// Three photos of each of three classes from the bundled sample: (name, class, bytes).
+fn sample_training_images() -> [(&'static str, u32, &'static [u8]); 9] {
+    [
+        ("Forest/Forest_2253.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2253.jpg")),
+        ("Forest/Forest_2295.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2295.jpg")),
+        ("Forest/Forest_2411.jpg", 0, include_bytes!("../web/samples/eurosat/train/Forest/Forest_2411.jpg")),
+        ("Highway/Highway_2016.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2016.jpg")),
+        ("Highway/Highway_2024.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2024.jpg")),
+        ("Highway/Highway_2076.jpg", 1, include_bytes!("../web/samples/eurosat/train/Highway/Highway_2076.jpg")),
+        ("SeaLake/SeaLake_2096.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2096.jpg")),
+        ("SeaLake/SeaLake_2187.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_2187.jpg")),
+        ("SeaLake/SeaLake_225.jpg", 2, include_bytes!("../web/samples/eurosat/train/SeaLake/SeaLake_225.jpg")),
+    ]
+}
+
+/// A score list from the page API's prediction JSON: (class, scores).
+fn scores(v: &str) -> (String, Vec<f64>) {
+    let v: serde_json::Value = serde_json::from_str(v).unwrap();
+    (v["class"].as_str().unwrap().to_string(), v["scores"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).collect())
+}
+
+/// Without WebGPU the page trains the probe on the CPU in wasm: same predictions as the GPU
+/// probe, and model files that move between the two.
+#[wasm_bindgen_test]
+async fn cpu_fallback_trains_the_probe_like_the_gpu() {
+    use lqf::web::{CpuTrainer, WebGpu};
+    let weights = include_bytes!("../weights/mobilenet_v2.safetensors");
+    let cpu = CpuTrainer::load("mobilenet_v2", weights).unwrap();
+    let gpu = WebGpu::open().await.unwrap();
+    gpu.load_backbone("mobilenet_v2", weights).unwrap();
+    let t = gpu.trainer("probe").unwrap();
+    let picked: Vec<_> = sample_training_images().into_iter().enumerate().filter(|(i, _)| i % 3 != 2).map(|x| x.1).collect();
+    for (id, (name, _, bytes)) in picked.iter().enumerate() {
+        cpu.add_image_file(id as u32, bytes, name).unwrap();
+        t.add_image_file(id as u32, bytes, name).unwrap();
+    }
+    let ids: Vec<u32> = (0..picked.len() as u32).collect();
+    let labels: Vec<u32> = picked.iter().map(|x| x.1).collect();
+    let names = serde_json::to_string(&picked.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap();
+    let classes = r#"["Forest","Highway","SeaLake"]"#.to_string();
+    assert!(cpu.set_depth("3").is_err(), "the CPU path is probe-only");
+    assert!(cpu.train(ids.clone(), labels.clone(), classes.clone(), names.clone(), r#"{"method":"lqf"}"#.into(), None).await.is_err(), "LQF asks for WebGPU");
+    let probe = r#"{"method":"probe","depth":"probe","weight_decay":"1e-3"}"#.to_string();
+    let sc: serde_json::Value = serde_json::from_str(&cpu.train(ids.clone(), labels.clone(), classes.clone(), names.clone(), probe.clone(), None).await.unwrap()).unwrap();
+    let sg: serde_json::Value = serde_json::from_str(&t.train(ids, labels, classes, names, probe, None).await.unwrap()).unwrap();
+    assert_eq!(sc["train_accuracy"], sg["train_accuracy"]);
+    let test: &[u8] = include_bytes!("../web/samples/eurosat/test/Highway/Highway_1081.jpg");
+    let (c1, s1) = scores(&cpu.predict_file(test.to_vec(), "Highway_1081.jpg".into()).await.unwrap());
+    let (c2, s2) = scores(&t.predict_file(test.to_vec(), "Highway_1081.jpg".into()).await.unwrap());
+    web_sys::console::log_1(&format!("CPU probe {c1} {s1:?}, GPU probe {c2} {s2:?}").into());
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 5e-3);
+    assert_eq!(c1, c2);
+    assert!(close(&s1, &s2), "CPU {s1:?} vs GPU {s2:?}");
+    // The CPU model file on the GPU, and the other way round.
+    t.import_model(&cpu.export_model().await.unwrap()).unwrap();
+    let (_, s3) = scores(&t.predict_file(test.to_vec(), "x.jpg".into()).await.unwrap());
+    assert!(close(&s1, &s3), "CPU model on the GPU: {s1:?} vs {s3:?}");
+    let gpu_file = t.export_model().await.unwrap();
+    cpu.import_model(&gpu_file).unwrap();
+    let (_, s4) = scores(&cpu.predict_file(test.to_vec(), "x.jpg".into()).await.unwrap());
+    assert!(close(&s3, &s4), "GPU model on the CPU: {s3:?} vs {s4:?}");
+    // A model that fine-tunes blocks is refused by the CPU path (before any shape is read).
+    let mut deeper = lqf::lqf::model_file::ModelFile::from_bytes(&gpu_file, None).unwrap();
+    deeper.settings.method = lqf::lqf::train::Method::Lqf;
+    deeper.settings.depth = lqf::lqf::train::Depth::Blocks(1);
+    assert!(cpu.import_model(&deeper.to_bytes()).is_err());
+    assert!(cpu.explain(3).await.is_err(), "explaining needs WebGPU");
 }

@@ -1,7 +1,7 @@
 // The page's controller: classes and photos, training with progress, prediction with
 // explanations, model and project files. The GPU work happens in wasm (src/web/); one job runs
 // on it at a time (the queue below), and every call is async, so the page never freezes.
-import init, { WebGpu } from './pkg/lqf.js';
+import init, { CpuTrainer, WebGpu } from './pkg/lqf.js';
 import { pixels, thumbnail, droppedFiles, Webcam } from './images.js';
 import { writeZip, readZip } from './zip.js';
 
@@ -30,6 +30,7 @@ function enqueue(job) {
 }
 
 const message = (e) => (e && e.message) || String(e);
+const megabytes = (b) => (b < 1e6 ? `${(b / 1e3).toFixed(0)} kB` : `${(b / 1e6).toFixed(1)} MB`);
 
 function setStatus(el, text, kind = '') {
   el.textContent = text;
@@ -113,7 +114,7 @@ function computeFeatures() {
       const p = JSON.parse(json);
       setStatus(status, `${before} Features: ${p.step}/${p.total}`);
     });
-    setStatus(status, `${before} Features ready for ${trainer.featureCount} photos (${(trainer.featureBytes / 1e6).toFixed(1)} MB).`);
+    setStatus(status, `${before} Features ready for ${trainer.featureCount} photos (${megabytes(trainer.featureBytes)}).`);
   }).catch((e) => setStatus($('images-status'), `features failed: ${message(e)}`, 'error'));
 }
 
@@ -565,7 +566,7 @@ function renderInfluencers(list, root) {
         'li',
         {},
         hit ? el('img', { src: hit.img.thumb, alt: p.name, width: 72, height: 72 }) : el('span', { className: 'gone' }, '(removed)'),
-        el('span', { className: 'label' }, `${p.name}`, el('small', {}, ` influence ${p.influence.toExponential(1)}`)),
+        el('span', { className: 'label' }, p.name.split('/').at(-1), el('small', {}, `${p.class} · ${p.influence > 0 ? '+' : ''}${p.influence.toExponential(1)}`)),
         forget,
       );
     }),
@@ -622,7 +623,7 @@ $('export-model').addEventListener('click', async () => {
   try {
     const bytes = await enqueue(() => trainer.exportModel());
     download(new Blob([bytes], { type: 'application/octet-stream' }), 'model.lqf');
-    setStatus($('save-status'), `Exported model.lqf (${(bytes.length / 1e6).toFixed(2)} MB).`);
+    setStatus($('save-status'), `Exported model.lqf (${megabytes(bytes.length)}).`);
   } catch (e) {
     setStatus($('save-status'), `Export failed: ${message(e)}`, 'error');
   }
@@ -722,27 +723,43 @@ function notice(text) {
   $('notice').hidden = false;
 }
 
+async function fetchWeights() {
+  const res = await fetch(`weights/${ARCH}.safetensors`);
+  if (!res.ok) throw new Error(`weights/${ARCH}.safetensors: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/// No WebGPU: the same page on the CPU in wasm, probe only, with a clear notice.
+async function startOnCpu(why) {
+  console.warn(`no WebGPU: ${why}`);
+  notice(`This browser offers no WebGPU, so this page runs on the CPU in WebAssembly instead: much slower, and it trains the linear probe only. LQF fine-tuning and explanations need WebGPU: Chrome or Edge 113+, Safari 26+, or Chromium with --enable-unsafe-webgpu.`);
+  $('backend').textContent = 'CPU (loading…)';
+  trainer = CpuTrainer.load(ARCH, await fetchWeights());
+  $('backend').textContent = trainer.adapter;
+  $('method').value = 'probe';
+  $('method').querySelector('option[value=lqf]').disabled = true;
+  $('depth').disabled = true;
+  $('explain').hidden = true;
+  document.querySelector('.gpu').hidden = true;
+}
+
 async function main() {
   drawLoss();
   renderClasses();
   await init();
-  try {
-    gpu = await WebGpu.open();
-  } catch (e) {
-    $('backend').textContent = 'no WebGPU';
-    $('backend').classList.add('error');
-    notice(`This browser offers no WebGPU (${message(e)}). Training runs on the GPU through WebGPU: use Chrome or Edge 113+ (or Chromium with --enable-unsafe-webgpu), or Safari 26+.`);
-    setTrainState('error', 'No WebGPU in this browser.');
-    return;
-  }
-  $('backend').textContent = gpu.adapter;
-  wireGpuPanel();
   setTrainState('idle', 'Loading the pretrained network…');
   try {
-    const res = await fetch(`weights/${ARCH}.safetensors`);
-    if (!res.ok) throw new Error(`weights/${ARCH}.safetensors: HTTP ${res.status}`);
-    gpu.loadBackbone(ARCH, new Uint8Array(await res.arrayBuffer()));
-    trainer = gpu.trainer($('depth').value);
+    try {
+      gpu = await WebGpu.open();
+    } catch (e) {
+      await startOnCpu(message(e));
+    }
+    if (gpu) {
+      $('backend').textContent = gpu.adapter;
+      wireGpuPanel();
+      gpu.loadBackbone(ARCH, await fetchWeights());
+      trainer = gpu.trainer($('method').value === 'probe' ? 'probe' : $('depth').value);
+    }
   } catch (e) {
     setTrainState('error', `Could not load the network: ${message(e)}`);
     return;

@@ -30,25 +30,45 @@ fn split_bias(w: Vec<f32>, f: usize, classes: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Ridge regression on pooled features P (`[n, f]`) to κ·onehot(labels), bias included:
 /// [W; b] = (XᵀX/n + λI)⁻¹ XᵀY/n with X = [P, 1]. Returns W `[f, classes]` and b `[classes]`.
-/// Runs on the GPU: two GEMMs and the SPD inverse.
+/// Runs on the GPU: GEMMs and one SPD inverse in f32. With fewer images than features (the
+/// few-shot case) it solves the n×n dual [W; b] = Xᵀ(XXᵀ + nλI)⁻¹Y instead: equal in exact
+/// arithmetic, but the primal's d×d matrix has rank n plus λ, a condition number near
+/// ‖X‖²/(nλ) that f32 cannot invert accurately for small λ, while the dual's is bounded by
+/// the spread of the images' own Gram matrix.
 pub async fn ridge(gpu: &Gpu, pooled: &[f32], labels: &[u32], classes: usize, kappa: f32, lambda: f32) -> Result<(Vec<f32>, Vec<f32>)> {
     let n = labels.len();
     let (x, y, f) = design(pooled, labels, classes, kappa)?;
     let d = f + 1;
-    let mut damp = vec![0.0; d * d];
-    for i in 0..d {
-        damp[i * d + i] = lambda;
+    // The matrix to invert starts as its damping: λI (primal, d×d) or nλI (dual, n×n).
+    let (m, damping) = if n < d { (n, n as f32 * lambda) } else { (d, lambda) };
+    let mut damp = vec![0.0; m * m];
+    for i in 0..m {
+        damp[i * m + i] = damping;
     }
     let (tx, ty, a) = (gpu.upload(&x)?, gpu.upload(&y)?, gpu.upload(&damp)?);
-    let (rhs, w) = (gpu.zeros(d * classes)?, gpu.zeros(d * classes)?);
-    let inv_n = 1.0 / n as f32;
-    let status = gpu.run(|rec| {
-        gemm(rec, &Gemm::new(d, d, n).trans(true, false).scale(inv_n, 1.0), &tx, &tx, &a)?;
-        gemm(rec, &Gemm::new(d, classes, n).trans(true, false).scale(inv_n, 0.0), &tx, &ty, &rhs)?;
-        spd::spd_inverse_in_place(rec, &a, d)
-    })?;
-    spd::check_status(gpu, &status).await?;
-    gpu.run(|rec| gemm(rec, &Gemm::new(d, classes, d), &a, &rhs, &w))?;
+    let w = gpu.zeros(d * classes)?;
+    if n < d {
+        let alpha = gpu.zeros(n * classes)?;
+        let status = gpu.run(|rec| {
+            gemm(rec, &Gemm::new(n, n, d).trans(false, true).scale(1.0, 1.0), &tx, &tx, &a)?;
+            spd::spd_inverse_in_place(rec, &a, n)
+        })?;
+        spd::check_status(gpu, &status).await?;
+        gpu.run(|rec| {
+            gemm(rec, &Gemm::new(n, classes, n), &a, &ty, &alpha)?;
+            gemm(rec, &Gemm::new(d, classes, n).trans(true, false), &tx, &alpha, &w)
+        })?;
+    } else {
+        let rhs = gpu.zeros(d * classes)?;
+        let inv_n = 1.0 / n as f32;
+        let status = gpu.run(|rec| {
+            gemm(rec, &Gemm::new(d, d, n).trans(true, false).scale(inv_n, 1.0), &tx, &tx, &a)?;
+            gemm(rec, &Gemm::new(d, classes, n).trans(true, false).scale(inv_n, 0.0), &tx, &ty, &rhs)?;
+            spd::spd_inverse_in_place(rec, &a, d)
+        })?;
+        spd::check_status(gpu, &status).await?;
+        gpu.run(|rec| gemm(rec, &Gemm::new(d, classes, d), &a, &rhs, &w))?;
+    }
     Ok(split_bias(gpu.read(&w).await?, f, classes))
 }
 

@@ -8,7 +8,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+mod cache;
+mod cpu;
 mod trainer;
+pub use cpu::CpuTrainer;
 pub use trainer::Trainer;
 
 pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -153,5 +156,39 @@ impl PageSettings {
         s.sgd.momentum = self.momentum;
         s.sgd.epochs = self.epochs.max(1);
         Ok(s)
+    }
+}
+
+/// Calls the page's progress callback (if any) with a JSON report; a throwing callback is ignored.
+pub(crate) fn report(cb: &Option<js_sys::Function>, p: &crate::lqf::progress::Progress) {
+    if let Some(f) = cb {
+        let json = serde_json::json!({ "phase": p.phase, "step": p.step, "total": p.total, "loss": p.loss, "residual": p.residual });
+        let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&json.to_string()));
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> crate::Result<T> {
+    serde_json::from_str(s).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
+}
+
+/// What the page sends with "train": class names, one "class/file" name per image, settings.
+pub(crate) struct TrainRequest {
+    pub classes: Vec<String>,
+    pub names: Vec<String>,
+    pub settings: Settings,
+}
+
+impl TrainRequest {
+    pub fn parse(ids: &[u32], labels: &[u32], classes: &str, names: &str, settings: &str) -> crate::Result<TrainRequest> {
+        let classes: Vec<String> = parse_json("classes", classes)?;
+        let names: Vec<String> = parse_json("names", names)?;
+        let settings = parse_json::<PageSettings>("settings", settings)?.settings()?;
+        if ids.len() != labels.len() || ids.len() != names.len() {
+            return Err(Error::InvalidArgument(format!("{} images, {} labels, {} names", ids.len(), labels.len(), names.len())));
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= classes.len()) {
+            return Err(Error::InvalidArgument(format!("label {l} is not below the {} classes", classes.len())));
+        }
+        Ok(TrainRequest { classes, names, settings })
     }
 }

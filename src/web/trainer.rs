@@ -2,7 +2,8 @@
 //! the trained model, and what the page asks of it: train, predict, explain, forget, export,
 //! import. Every method takes `&self` (state behind a `RefCell`, never borrowed across an
 //! `await`), so the page can call `cancel` or add images while a training run is in flight.
-use super::{js_err, PageSettings};
+use super::cache::{to_f32, FeatureCache};
+use super::{js_err, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::lqf::influence::{self, InverseHessian};
@@ -10,10 +11,8 @@ use crate::lqf::model_file::ModelFile;
 use crate::lqf::progress::{Phase, Progress};
 use crate::lqf::train::{self, Depth, Method, Trained};
 use crate::lqf::Problem;
-use crate::model::f16;
 use crate::model::{preprocess, Backbone};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -35,7 +34,7 @@ struct Model {
 
 impl Model {
     fn features(&self) -> Vec<f32> {
-        self.z.iter().map(|&h| f16::to_f32(h)).collect()
+        to_f32(&self.z)
     }
 }
 
@@ -48,13 +47,7 @@ struct Last {
 struct State {
     depth: Depth,
     trunk_end: usize,
-    per: usize,
-    /// Bumped whenever the cached features stop being valid (a new depth).
-    epoch: u64,
-    /// Preprocessed inputs (224×224×3) waiting for the trunk.
-    pending: Vec<(u32, Vec<f32>)>,
-    live: HashSet<u32>,
-    features: HashMap<u32, Vec<u16>>,
+    cache: FeatureCache,
     model: Option<Rc<Model>>,
     last: Option<Rc<Last>>,
 }
@@ -67,64 +60,31 @@ pub struct Trainer {
     state: RefCell<State>,
 }
 
-/// Calls the page's progress callback (if any) with a JSON report; a throwing callback is ignored.
-fn report(cb: &Option<js_sys::Function>, p: &Progress) {
-    if let Some(f) = cb {
-        let json = serde_json::json!({ "phase": p.phase, "step": p.step, "total": p.total, "loss": p.loss, "residual": p.residual });
-        let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&json.to_string()));
-    }
-}
-
-fn to_f16(v: &[f32]) -> Vec<u16> {
-    v.iter().map(|&x| f16::from_f32(x)).collect()
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")))
-}
-
 impl Trainer {
     pub(super) fn new(gpu: Rc<Gpu>, net: Rc<Backbone>, depth: &str) -> Result<Trainer> {
         let depth = Depth::parse(depth)?;
         let (trunk_end, hwc) = train::trunk_shape(&net.def, depth)?;
-        let state = State { depth, trunk_end, per: hwc.len(), epoch: 0, pending: Vec::new(), live: HashSet::new(), features: HashMap::new(), model: None, last: None };
+        let state = State { depth, trunk_end, cache: FeatureCache::new(hwc.len()), model: None, last: None };
         Ok(Trainer { gpu, net, state: RefCell::new(state) })
-    }
-
-    fn queue(&self, id: u32, x: Vec<f32>) {
-        let mut st = self.state.borrow_mut();
-        st.pending.retain(|(p, _)| *p != id);
-        st.features.remove(&id);
-        st.live.insert(id);
-        st.pending.push((id, x));
     }
 
     /// Run the trunk over every queued image, a GPU-sized chunk at a time.
     async fn flush(&self, cb: &Option<js_sys::Function>) -> Result<()> {
         let chunk = self.net.max_batch(&self.gpu).min(16);
-        let total = self.state.borrow().pending.len();
+        let total = self.state.borrow().cache.pending();
         let mut done = 0;
         loop {
-            let (epoch, trunk_end, batch) = {
+            let (trunk_end, (epoch, batch)) = {
                 let mut st = self.state.borrow_mut();
-                let take = st.pending.len().min(chunk);
-                if take == 0 {
-                    break;
-                }
-                (st.epoch, st.trunk_end, st.pending.drain(..take).collect::<Vec<_>>())
+                (st.trunk_end, st.cache.take(chunk))
             };
+            if batch.is_empty() {
+                break;
+            }
             let x: Vec<f32> = batch.iter().flat_map(|(_, x)| x.iter().copied()).collect();
             let z = train::trunk_features(&self.gpu, &self.net, trunk_end, &x, batch.len()).await?;
-            let mut st = self.state.borrow_mut();
-            if st.epoch == epoch {
-                let per = st.per;
-                for (k, (id, _)) in batch.iter().enumerate() {
-                    if st.live.contains(id) {
-                        st.features.insert(*id, to_f16(&z[k * per..(k + 1) * per]));
-                    }
-                }
-            }
-            drop(st);
+            let ids: Vec<u32> = batch.iter().map(|b| b.0).collect();
+            self.state.borrow_mut().cache.store(epoch, &ids, &z);
             done += batch.len();
             report(cb, &Progress::new(Phase::Features, done, total.max(done)));
         }
@@ -133,26 +93,16 @@ impl Trainer {
 
     async fn train_impl(&self, ids: Vec<u32>, labels: Vec<u32>, classes: &str, names: &str, settings: &str, cb: Option<js_sys::Function>) -> Result<String> {
         self.gpu.clear_cancel();
-        let classes: Vec<String> = parse_json("classes", classes)?;
-        let names: Vec<String> = parse_json("names", names)?;
-        let page: PageSettings = parse_json("settings", settings)?;
-        let s = page.settings()?;
-        if ids.len() != labels.len() || ids.len() != names.len() {
-            return Err(Error::InvalidArgument(format!("{} images, {} labels, {} names", ids.len(), labels.len(), names.len())));
-        }
+        let TrainRequest { classes, names, settings: s } = TrainRequest::parse(&ids, &labels, classes, names, settings)?;
         if s.effective_depth() != self.state.borrow().depth {
             return Err(Error::InvalidArgument(format!("the cached features are for depth {}, the settings ask for {}", self.state.borrow().depth, s.effective_depth())));
         }
         self.flush(&cb).await?;
         let (z16, per) = {
             let st = self.state.borrow();
-            let mut z16 = Vec::with_capacity(ids.len() * st.per);
-            for id in &ids {
-                z16.extend_from_slice(st.features.get(id).ok_or_else(|| Error::InvalidArgument(format!("image {id} was not added (or could not be read)")))?);
-            }
-            (z16, st.per)
+            (st.cache.gather(&ids)?, st.cache.per)
         };
-        let z: Vec<f32> = z16.iter().map(|&h| f16::to_f32(h)).collect();
+        let z = to_f32(&z16);
         let split = train::split(&self.net, s.effective_depth(), classes.len(), s.effective_alpha())?;
         let trained = train::train(&self.gpu, split, &z, &labels, &s, &mut |p| report(&cb, &p)).await?;
         let logits = train::predict(&self.gpu, &trained, &z, labels.len(), s.batch).await?;
@@ -314,7 +264,9 @@ impl Trainer {
         if st.depth == depth {
             return Ok(false);
         }
-        *st = State { depth, trunk_end, per: hwc.len(), epoch: st.epoch + 1, pending: Vec::new(), live: HashSet::new(), features: HashMap::new(), model: st.model.take(), last: st.last.take() };
+        st.depth = depth;
+        st.trunk_end = trunk_end;
+        st.cache.reset(hwc.len());
         Ok(true)
     }
 
@@ -323,7 +275,7 @@ impl Trainer {
     #[wasm_bindgen(js_name = addImage)]
     pub fn add_image(&self, id: u32, rgba: &[u8], width: u32, height: u32, name: &str) -> std::result::Result<(), JsError> {
         let x = preprocess::preprocess_rgba(rgba, width, height, name, self.net.arch()).map_err(js_err)?;
-        self.queue(id, x);
+        self.state.borrow_mut().cache.queue(id, x);
         Ok(())
     }
 
@@ -331,35 +283,31 @@ impl Trainer {
     #[wasm_bindgen(js_name = addImageFile)]
     pub fn add_image_file(&self, id: u32, bytes: &[u8], name: &str) -> std::result::Result<(), JsError> {
         let x = preprocess::preprocess(bytes, name, self.net.arch()).map_err(js_err)?;
-        self.queue(id, x);
+        self.state.borrow_mut().cache.queue(id, x);
         Ok(())
     }
 
     #[wasm_bindgen(js_name = removeImage)]
     pub fn remove_image(&self, id: u32) {
-        let mut st = self.state.borrow_mut();
-        st.live.remove(&id);
-        st.features.remove(&id);
-        st.pending.retain(|(p, _)| *p != id);
+        self.state.borrow_mut().cache.remove(id);
     }
 
     /// Images with cached features.
     #[wasm_bindgen(getter, js_name = featureCount)]
     pub fn feature_count(&self) -> usize {
-        self.state.borrow().features.len()
+        self.state.borrow().cache.len()
     }
 
     /// Images waiting for the trunk.
     #[wasm_bindgen(getter, js_name = pendingCount)]
     pub fn pending_count(&self) -> usize {
-        self.state.borrow().pending.len()
+        self.state.borrow().cache.pending()
     }
 
     /// Bytes the feature cache holds (f16).
     #[wasm_bindgen(getter, js_name = featureBytes)]
     pub fn feature_bytes(&self) -> usize {
-        let st = self.state.borrow();
-        st.features.len() * st.per * 2
+        self.state.borrow().cache.bytes()
     }
 
     /// Compute the features of every queued image; `onProgress` receives JSON reports.

@@ -113,6 +113,34 @@ try {
   const kappa = Number(await page.inputValue('#kappa'));
   writeFileSync(join(out, 'result.json'), JSON.stringify({ image: probe, class: first.cls, scores: first.scores, kappa, seconds: Number(seconds) }));
 
+  // A browser without WebGPU: the same page on the CPU in wasm (probe only), with a notice.
+  const cpuPage = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+  cpuPage.on('pageerror', (e) => { errors.push(String(e)); console.log('page error (CPU):', String(e)); });
+  await cpuPage.addInitScript(() => delete Navigator.prototype.gpu);
+  await cpuPage.goto(url);
+  await cpuPage.waitForFunction(() => document.body.dataset.ready === 'true' || document.querySelector('[data-testid=train-status]').dataset.state === 'error', null, { timeout: 180_000 });
+  const cpuBackend = await cpuPage.textContent('[data-testid=backend]');
+  check(/CPU/.test(cpuBackend) && await cpuPage.isVisible('#notice'), `fallback: backend "${cpuBackend}"`);
+  for (const cls of classes.slice(0, 2)) {
+    await cpuPage.fill('[data-testid=new-class-name]', cls);
+    await cpuPage.click('[data-testid=add-class]');
+    const dir = join(samples, 'train', cls);
+    const files = readdirSync(dir).sort().slice(0, 3).map((f) => join(dir, f));
+    await cpuPage.locator(`[data-testid=class-card][data-class="${cls}"] input[data-testid=class-upload]`).setInputFiles(files);
+    await cpuPage.waitForFunction(([c, n]) => document.querySelector(`[data-testid=class-card][data-class="${c}"] [data-testid=class-count]`)?.textContent === String(n), [cls, files.length], { timeout: 120_000 });
+  }
+  const c0 = Date.now();
+  await cpuPage.click('[data-testid=train]');
+  await cpuPage.waitForFunction(() => ['done', 'error'].includes(document.querySelector('[data-testid=train-status]').dataset.state), null, { timeout: 600_000 });
+  const cpuStatus = await cpuPage.textContent('[data-testid=train-status]');
+  check(await cpuPage.getAttribute('[data-testid=train-status]', 'data-state') === 'done', `CPU training: ${cpuStatus}`);
+  await cpuPage.setInputFiles('input[type=file][data-testid=predict-upload]', join(samples, 'test/Highway/Highway_1081.jpg'));
+  await cpuPage.waitForFunction(() => document.querySelector('[data-testid=prediction]').dataset.class !== '', null, { timeout: 120_000 });
+  const cpuClass = await cpuPage.getAttribute('[data-testid=prediction]', 'data-class');
+  console.log(`without WebGPU: ${cpuBackend}; ${cpuStatus} (${(Date.now() - c0) / 1000} s); Highway_1081 → ${cpuClass}`);
+  check(cpuClass === 'Highway', `CPU probe predicted ${cpuClass}`);
+  await cpuPage.screenshot({ path: join(out, 'cpu-fallback.png'), fullPage: true });
+
   // A phone-sized screen.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(out, 'phone.png'), fullPage: false });

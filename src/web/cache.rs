@@ -1,0 +1,89 @@
+//! The page's feature cache, shared by the GPU and CPU trainers: images by id waiting for the
+//! frozen trunk, and the trunk's output for each, kept as f16 (half the memory of f32; 2000
+//! MobileNetV2 images at depth 3 take 31 MB).
+use crate::error::{Error, Result};
+use crate::model::f16;
+use std::collections::{HashMap, HashSet};
+
+pub(super) struct FeatureCache {
+    /// Feature values per image.
+    pub per: usize,
+    /// Bumped by `reset`: results computed for an older split are dropped.
+    epoch: u64,
+    /// Preprocessed inputs (224×224×3) waiting for the trunk.
+    pending: Vec<(u32, Vec<f32>)>,
+    live: HashSet<u32>,
+    features: HashMap<u32, Vec<u16>>,
+}
+
+pub(super) fn to_f16(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|&x| f16::from_f32(x)).collect()
+}
+
+pub(super) fn to_f32(v: &[u16]) -> Vec<f32> {
+    v.iter().map(|&h| f16::to_f32(h)).collect()
+}
+
+impl FeatureCache {
+    pub fn new(per: usize) -> FeatureCache {
+        FeatureCache { per, epoch: 0, pending: Vec::new(), live: HashSet::new(), features: HashMap::new() }
+    }
+
+    /// Forget every image (a new split): the page adds them again.
+    pub fn reset(&mut self, per: usize) {
+        *self = FeatureCache { epoch: self.epoch + 1, ..FeatureCache::new(per) };
+    }
+
+    pub fn queue(&mut self, id: u32, x: Vec<f32>) {
+        self.pending.retain(|(p, _)| *p != id);
+        self.features.remove(&id);
+        self.live.insert(id);
+        self.pending.push((id, x));
+    }
+
+    pub fn remove(&mut self, id: u32) {
+        self.live.remove(&id);
+        self.features.remove(&id);
+        self.pending.retain(|(p, _)| *p != id);
+    }
+
+    /// Up to `k` queued images and the epoch to hand back to `store`.
+    pub fn take(&mut self, k: usize) -> (u64, Vec<(u32, Vec<f32>)>) {
+        let k = k.min(self.pending.len());
+        (self.epoch, self.pending.drain(..k).collect())
+    }
+
+    /// Features `z` (`per` values each) of images `ids`, unless the split changed meanwhile or
+    /// an image was removed.
+    pub fn store(&mut self, epoch: u64, ids: &[u32], z: &[f32]) {
+        if epoch != self.epoch {
+            return;
+        }
+        for (k, id) in ids.iter().enumerate() {
+            if self.live.contains(id) {
+                self.features.insert(*id, to_f16(&z[k * self.per..(k + 1) * self.per]));
+            }
+        }
+    }
+
+    /// The f16 features of `ids`, in order.
+    pub fn gather(&self, ids: &[u32]) -> Result<Vec<u16>> {
+        let mut z = Vec::with_capacity(ids.len() * self.per);
+        for id in ids {
+            z.extend_from_slice(self.features.get(id).ok_or_else(|| Error::InvalidArgument(format!("image {id} was not added (or could not be read)")))?);
+        }
+        Ok(z)
+    }
+
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.features.len() * self.per * 2
+    }
+}
