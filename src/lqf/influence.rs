@@ -18,6 +18,11 @@ use super::solver::{Problem, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 
+/// Forgetting solves to this fraction of the training tolerance: CG's residual is relative to
+/// the whole right-hand side, and one image's share of it is small, so at the training
+/// tolerance a warm start could stop before it moved.
+pub const FORGET_TOL_FACTOR: f64 = 0.1;
+
 /// How H⁻¹ is applied to ∇f(x).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InverseHessian {

@@ -16,10 +16,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-/// Forgetting solves to a tighter relative residual than training: the residual is relative to
-/// the whole right-hand side, and one image's share of it is small.
-const FORGET_TOL_FACTOR: f64 = 0.1;
-
 /// A trained model and the training set it was solved on (empty after an import: explaining
 /// and forgetting need the images).
 struct Model {
@@ -182,7 +178,7 @@ impl Trainer {
         let (delta, iterations, trained) = match s.method {
             Method::Lqf => {
                 let prob = self.problem(&m, &z).await?;
-                let (_, delta, steps) = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, s.cg_tol * FORGET_TOL_FACTOR, s.max_iter).await?;
+                let (_, delta, steps) = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, s.cg_tol * influence::FORGET_TOL_FACTOR, s.max_iter).await?;
                 (Some(delta), steps.len(), None)
             }
             // The probes are closed-form or cheap: retrain them without it.
