@@ -629,21 +629,28 @@ $('export-model').addEventListener('click', async () => {
   }
 });
 
-$('import-model').addEventListener('change', async (e) => {
-  const f = e.target.files[0];
-  e.target.value = '';
-  if (!f) return;
-  try {
-    const bytes = new Uint8Array(await f.arrayBuffer());
-    const info = JSON.parse(await enqueue(() => trainer.importModel(bytes)));
-    state.modelClasses = info.classes;
-    $('export-model').disabled = false;
-    setStatus($('save-status'), `Imported ${f.name}: ${info.method}, depth ${info.depth}, classes ${info.classes.join(', ')}.`);
-    setTrainState('done', `Model imported from ${f.name}.`);
-    if (state.lastPhoto) classify(state.lastPhoto);
-  } catch (err) {
-    setStatus($('save-status'), `Could not import ${f.name}: ${message(err)}`, 'error');
-  }
+/// Call `load(file)` with the file chosen in a single-file input (then clear it); errors shown.
+function onFileChosen(input, load) {
+  input.addEventListener('change', async () => {
+    const f = input.files[0];
+    input.value = '';
+    if (!f) return;
+    try {
+      await load(f);
+    } catch (err) {
+      setStatus($('save-status'), `Could not import ${f.name}: ${message(err)}`, 'error');
+    }
+  });
+}
+
+onFileChosen($('import-model'), async (f) => {
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  const info = JSON.parse(await enqueue(() => trainer.importModel(bytes)));
+  state.modelClasses = info.classes;
+  $('export-model').disabled = false;
+  setStatus($('save-status'), `Imported ${f.name}: ${info.method}, depth ${info.depth}, classes ${info.classes.join(', ')}.`);
+  setTrainState('done', `Model imported from ${f.name}.`);
+  if (state.lastPhoto) classify(state.lastPhoto);
 });
 
 $('export-project').addEventListener('click', async () => {
@@ -658,18 +665,11 @@ $('export-project').addEventListener('click', async () => {
   setStatus($('save-status'), `Exported ${files.length} photos in ${state.classes.length} classes.`);
 });
 
-$('import-project').addEventListener('change', async (e) => {
-  const f = e.target.files[0];
-  e.target.value = '';
-  if (!f) return;
-  try {
-    const entries = await readZip(await f.arrayBuffer());
-    const files = entries.map(({ path, bytes }) => ({ path, file: new File([bytes], path.split('/').at(-1)) }));
-    await addByFolder(files);
-    setStatus($('save-status'), `Imported ${f.name}.`);
-  } catch (err) {
-    setStatus($('save-status'), `Could not import ${f.name}: ${message(err)}`, 'error');
-  }
+onFileChosen($('import-project'), async (f) => {
+  const entries = await readZip(await f.arrayBuffer());
+  const files = entries.map(({ path, bytes }) => ({ path, file: new File([bytes], path.split('/').at(-1)) }));
+  await addByFolder(files);
+  setStatus($('save-status'), `Imported ${f.name}.`);
 });
 
 // ---------------------------------------------------------------- GPU panel
@@ -746,7 +746,14 @@ async function startOnCpu(why) {
 async function main() {
   drawLoss();
   renderClasses();
-  await init();
+  const wasm = await init();
+  // For the stress test (tests/page/stress.mjs) and curious users: what the page holds.
+  window.lqfMemory = () => ({
+    wasmBytes: wasm.memory.buffer.byteLength,
+    featureBytes: trainer ? trainer.featureBytes : 0,
+    photos: state.classes.reduce((n, c) => n + c.images.length, 0),
+    jsHeapBytes: performance.memory ? performance.memory.usedJSHeapSize : null,
+  });
   setTrainState('idle', 'Loading the pretrained network…');
   try {
     try {

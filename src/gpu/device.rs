@@ -131,7 +131,8 @@ impl Gpu {
 
     /// `Err(DeviceLost)` once the device is gone, so callers stop instead of reading garbage.
     pub fn check_alive(&self) -> Result<()> {
-        if self.cancelled.load(Ordering::Relaxed) {
+        // Observed once: the cancelled run stops, whatever runs next is not cancelled too.
+        if self.cancelled.swap(false, Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
@@ -143,8 +144,9 @@ impl Gpu {
         }
     }
 
-    /// Ask the running work to stop: every later readback fails with `Error::Cancelled` until
-    /// `clear_cancel`. Cooperative, so a training run stops within one GPU pass.
+    /// Ask the running work to stop: its next readback fails with `Error::Cancelled` (once).
+    /// Cooperative, so a training run stops within one GPU pass. Entry points call
+    /// `clear_cancel` first, so a cancel pressed while nothing ran does not hit the next job.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }

@@ -87,3 +87,54 @@ impl FeatureCache {
         self.features.len() * self.per * 2
     }
 }
+
+/// The photo half of the page's API, identical on both trainers: queue a photo (RGBA pixels from
+/// a canvas, or a file's bytes decoded exactly as natively), remove one, and the cache's counts.
+/// The type needs `state: RefCell<_>` with a `cache: FeatureCache` field and `fn arch(&self)`.
+macro_rules! photo_api {
+    ($t:ty) => {
+        #[wasm_bindgen]
+        impl $t {
+            /// Queue a photo given as RGBA pixels under `id`; its features are computed by
+            /// `computeFeatures` or `train`. `name` is for error messages.
+            #[wasm_bindgen(js_name = addImage)]
+            pub fn add_image(&self, id: u32, rgba: &[u8], width: u32, height: u32, name: &str) -> std::result::Result<(), JsError> {
+                let x = crate::model::preprocess::preprocess_rgba(rgba, width, height, name, self.arch()).map_err(super::js_err)?;
+                self.state.borrow_mut().cache.queue(id, x);
+                Ok(())
+            }
+
+            /// Queue an image file's bytes.
+            #[wasm_bindgen(js_name = addImageFile)]
+            pub fn add_image_file(&self, id: u32, bytes: &[u8], name: &str) -> std::result::Result<(), JsError> {
+                let x = crate::model::preprocess::preprocess(bytes, name, self.arch()).map_err(super::js_err)?;
+                self.state.borrow_mut().cache.queue(id, x);
+                Ok(())
+            }
+
+            #[wasm_bindgen(js_name = removeImage)]
+            pub fn remove_image(&self, id: u32) {
+                self.state.borrow_mut().cache.remove(id);
+            }
+
+            /// Photos with cached features.
+            #[wasm_bindgen(getter, js_name = featureCount)]
+            pub fn feature_count(&self) -> usize {
+                self.state.borrow().cache.len()
+            }
+
+            /// Photos waiting for the network.
+            #[wasm_bindgen(getter, js_name = pendingCount)]
+            pub fn pending_count(&self) -> usize {
+                self.state.borrow().cache.pending()
+            }
+
+            /// Bytes the feature cache holds (f16).
+            #[wasm_bindgen(getter, js_name = featureBytes)]
+            pub fn feature_bytes(&self) -> usize {
+                self.state.borrow().cache.bytes()
+            }
+        }
+    };
+}
+pub(super) use photo_api;

@@ -2,7 +2,7 @@
 //! probe on the CPU in wasm (`cpu::backbone`, `probe::ridge_cpu`, both tested against the GPU
 //! path). Slower, probe only, and the same JavaScript API as [`super::Trainer`], so the page
 //! runs unchanged; its model files are the same format, and load on a GPU too.
-use super::cache::{to_f32, FeatureCache};
+use super::cache::{photo_api, to_f32, FeatureCache};
 use super::{js_err, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::lqf::model_file::ModelFile;
@@ -193,6 +193,8 @@ impl CpuModel {
     }
 }
 
+photo_api!(CpuTrainer);
+
 #[wasm_bindgen]
 impl CpuTrainer {
     /// Load a weight file (`weights/<arch>.safetensors`) onto the host.
@@ -222,40 +224,6 @@ impl CpuTrainer {
             Depth::Probe => Ok(false),
             _ => Err(JsError::new(ONLY_PROBE)),
         }
-    }
-
-    #[wasm_bindgen(js_name = addImage)]
-    pub fn add_image(&self, id: u32, rgba: &[u8], width: u32, height: u32, name: &str) -> std::result::Result<(), JsError> {
-        let x = preprocess::preprocess_rgba(rgba, width, height, name, self.arch()).map_err(js_err)?;
-        self.state.borrow_mut().cache.queue(id, x);
-        Ok(())
-    }
-
-    #[wasm_bindgen(js_name = addImageFile)]
-    pub fn add_image_file(&self, id: u32, bytes: &[u8], name: &str) -> std::result::Result<(), JsError> {
-        let x = preprocess::preprocess(bytes, name, self.arch()).map_err(js_err)?;
-        self.state.borrow_mut().cache.queue(id, x);
-        Ok(())
-    }
-
-    #[wasm_bindgen(js_name = removeImage)]
-    pub fn remove_image(&self, id: u32) {
-        self.state.borrow_mut().cache.remove(id);
-    }
-
-    #[wasm_bindgen(getter, js_name = featureCount)]
-    pub fn feature_count(&self) -> usize {
-        self.state.borrow().cache.len()
-    }
-
-    #[wasm_bindgen(getter, js_name = pendingCount)]
-    pub fn pending_count(&self) -> usize {
-        self.state.borrow().cache.pending()
-    }
-
-    #[wasm_bindgen(getter, js_name = featureBytes)]
-    pub fn feature_bytes(&self) -> usize {
-        self.state.borrow().cache.bytes()
     }
 
     /// The network over every queued photo, one at a time, yielding to the browser between them.

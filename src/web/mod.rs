@@ -42,11 +42,13 @@ impl WebGpu {
     /// Run the kernel checks against the CPU reference on this GPU; resolves to a summary.
     #[wasm_bindgen(js_name = selfTest)]
     pub async fn self_test(&self) -> Result<String, JsError> {
+        self.gpu.clear_cancel();
         crate::selftest::run_all(&self.gpu).await.map_err(|e| JsError::new(&e))
     }
 
     /// Kernel throughput as a JSON array of {name, gflop, ms, gflops}.
     pub async fn bench(&self, reps: usize) -> Result<String, JsError> {
+        self.gpu.clear_cancel();
         let figs = crate::bench::run_all(&self.gpu, reps.max(1), |_| {}).await.map_err(js_err)?;
         Ok(format!("[{}]", figs.iter().map(|f| f.to_json()).collect::<Vec<_>>().join(",")))
     }
@@ -64,6 +66,7 @@ impl WebGpu {
     pub async fn imagenet(&self, image: Vec<u8>, name: String) -> Result<String, JsError> {
         let net = self.backbone.borrow().clone().ok_or_else(|| JsError::new("no backbone loaded"))?;
         let x = preprocess::preprocess(&image, &name, net.arch()).map_err(js_err)?;
+        self.gpu.clear_cancel();
         let logits = net.logits(&self.gpu, &x, 1).await.map_err(js_err)?;
         let labels = model::imagenet_labels();
         let top: Vec<serde_json::Value> = model::top_k(&logits, 5)

@@ -2,7 +2,7 @@
 //! the trained model, and what the page asks of it: train, predict, explain, forget, export,
 //! import. Every method takes `&self` (state behind a `RefCell`, never borrowed across an
 //! `await`), so the page can call `cancel` or add images while a training run is in flight.
-use super::cache::{to_f32, FeatureCache};
+use super::cache::{photo_api, to_f32, FeatureCache};
 use super::{js_err, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -121,6 +121,10 @@ impl Trainer {
         Ok(summary.to_string())
     }
 
+    fn arch(&self) -> crate::model::Arch {
+        self.net.arch()
+    }
+
     fn model(&self) -> Result<Rc<Model>> {
         self.state.borrow().model.clone().ok_or_else(|| Error::InvalidArgument("no trained model: train one or import a model file".into()))
     }
@@ -220,6 +224,7 @@ impl Trainer {
     }
 
     async fn export_impl(&self) -> Result<Vec<u8>> {
+        self.gpu.clear_cancel();
         let m = self.model()?;
         let mut file = m.trained.to_model_file(&self.gpu, &self.net, &m.classes).await?;
         file.train_files = m.names.iter().cloned().zip(m.labels.iter().copied()).collect();
@@ -243,6 +248,8 @@ impl Trainer {
     }
 }
 
+photo_api!(Trainer);
+
 #[wasm_bindgen]
 impl Trainer {
     /// The depth the cached features are for ("probe", "all" or a number of blocks).
@@ -264,46 +271,6 @@ impl Trainer {
         st.trunk_end = trunk_end;
         st.cache.reset(hwc.len());
         Ok(true)
-    }
-
-    /// Queue an image given as RGBA pixels (from a canvas) under `id`; its features are
-    /// computed by `computeFeatures` or `train`. `name` is for error messages.
-    #[wasm_bindgen(js_name = addImage)]
-    pub fn add_image(&self, id: u32, rgba: &[u8], width: u32, height: u32, name: &str) -> std::result::Result<(), JsError> {
-        let x = preprocess::preprocess_rgba(rgba, width, height, name, self.net.arch()).map_err(js_err)?;
-        self.state.borrow_mut().cache.queue(id, x);
-        Ok(())
-    }
-
-    /// Queue an image file's bytes (decoded exactly as natively).
-    #[wasm_bindgen(js_name = addImageFile)]
-    pub fn add_image_file(&self, id: u32, bytes: &[u8], name: &str) -> std::result::Result<(), JsError> {
-        let x = preprocess::preprocess(bytes, name, self.net.arch()).map_err(js_err)?;
-        self.state.borrow_mut().cache.queue(id, x);
-        Ok(())
-    }
-
-    #[wasm_bindgen(js_name = removeImage)]
-    pub fn remove_image(&self, id: u32) {
-        self.state.borrow_mut().cache.remove(id);
-    }
-
-    /// Images with cached features.
-    #[wasm_bindgen(getter, js_name = featureCount)]
-    pub fn feature_count(&self) -> usize {
-        self.state.borrow().cache.len()
-    }
-
-    /// Images waiting for the trunk.
-    #[wasm_bindgen(getter, js_name = pendingCount)]
-    pub fn pending_count(&self) -> usize {
-        self.state.borrow().cache.pending()
-    }
-
-    /// Bytes the feature cache holds (f16).
-    #[wasm_bindgen(getter, js_name = featureBytes)]
-    pub fn feature_bytes(&self) -> usize {
-        self.state.borrow().cache.bytes()
     }
 
     /// Compute the features of every queued image; `onProgress` receives JSON reports.

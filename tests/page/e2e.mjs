@@ -110,7 +110,20 @@ try {
   const again = await predict(probe);
   check(again.cls === first.cls, `after import: ${again.cls}, before: ${first.cls}`);
   check(JSON.stringify(again.scores) === JSON.stringify(first.scores), `scores changed: ${JSON.stringify(first.scores)} → ${JSON.stringify(again.scores)}`);
+  // Cancel a second training run: the page goes back to idle and keeps the model it had.
+  await page.click('[data-testid=train]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=train-status]').dataset.state === 'running', null, { timeout: 60_000 });
+  await page.click('#cancel');
+  await page.waitForFunction(() => document.querySelector('[data-testid=train-status]').dataset.state !== 'running', null, { timeout: 300_000 });
+  const cancelled = await page.textContent('[data-testid=train-status]');
+  check(cancelled === 'Cancelled.', `after cancel: ${cancelled}`);
+  const kept = await predict(probe);
+  check(JSON.stringify(kept.scores) === JSON.stringify(first.scores), 'a cancelled run keeps the previous model');
   const kappa = Number(await page.inputValue('#kappa'));
+  // The project (photos + classes) as a ZIP, for the next page.
+  const [projectDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-project')]);
+  const project = join(out, 'project.zip');
+  await projectDownload.saveAs(project);
   writeFileSync(join(out, 'result.json'), JSON.stringify({ image: probe, class: first.cls, scores: first.scores, kappa, seconds: Number(seconds) }));
 
   // A browser without WebGPU: the same page on the CPU in wasm (probe only), with a notice.
@@ -121,13 +134,10 @@ try {
   await cpuPage.waitForFunction(() => document.body.dataset.ready === 'true' || document.querySelector('[data-testid=train-status]').dataset.state === 'error', null, { timeout: 180_000 });
   const cpuBackend = await cpuPage.textContent('[data-testid=backend]');
   check(/CPU/.test(cpuBackend) && await cpuPage.isVisible('#notice'), `fallback: backend "${cpuBackend}"`);
-  for (const cls of classes.slice(0, 2)) {
-    await cpuPage.fill('[data-testid=new-class-name]', cls);
-    await cpuPage.click('[data-testid=add-class]');
-    const dir = join(samples, 'train', cls);
-    const files = readdirSync(dir).sort().slice(0, 3).map((f) => join(dir, f));
-    await cpuPage.locator(`[data-testid=class-card][data-class="${cls}"] input[data-testid=class-upload]`).setInputFiles(files);
-    await cpuPage.waitForFunction(([c, n]) => document.querySelector(`[data-testid=class-card][data-class="${c}"] [data-testid=class-count]`)?.textContent === String(n), [cls, files.length], { timeout: 120_000 });
+  // Its photos come from the project file the first page exported: 3 classes of 5.
+  await cpuPage.setInputFiles('#import-project', project);
+  for (const cls of classes) {
+    await cpuPage.waitForFunction((c) => document.querySelector(`[data-testid=class-card][data-class="${c}"] [data-testid=class-count]`)?.textContent === '5', cls, { timeout: 180_000 });
   }
   const c0 = Date.now();
   await cpuPage.click('[data-testid=train]');
