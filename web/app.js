@@ -74,7 +74,8 @@ function uniqueName(cls, name) {
   for (let k = 2; ; k++) if (!taken.has(`${stem}_${k}${ext}`)) return `${stem}_${k}${ext}`;
 }
 
-/// Decode photos into a class and queue their features; bad files are reported by name, never fatal.
+/// Add photos to a class: each is checked by decoding its thumbnail; bad files are reported by
+/// name, never fatal. Features follow in the background (`feedFeatures`).
 async function addPhotos(cls, files) {
   const status = $('images-status');
   if (!trainer) {
@@ -84,13 +85,10 @@ async function addPhotos(cls, files) {
   const skipped = [];
   let added = 0;
   for (const [k, { file, name }] of files.entries()) {
-    if (k % 8 === 0) setStatus(status, `reading photos: ${k}/${files.length}…`);
+    if (k % 16 === 0) setStatus(status, `reading photos: ${k}/${files.length}…`);
     try {
-      const px = await pixels(file);
       const id = state.nextId++;
-      const img = { id, name: uniqueName(cls, name || file.name || `photo-${id}.jpg`), blob: file, thumb: null };
-      trainer.addImage(id, px.rgba, px.width, px.height, img.name);
-      img.thumb = await thumbnail(file);
+      const img = { id, name: uniqueName(cls, name || file.name || `photo-${id}.jpg`), blob: file, thumb: await thumbnail(file), queued: false };
       cls.images.push(img);
       added++;
     } catch (e) {
@@ -104,16 +102,35 @@ async function addPhotos(cls, files) {
   computeFeatures();
 }
 
-/// Run the frozen part of the network over newly added photos, in the background.
+/// Hand photos without features to wasm a chunk at a time and run the network over each chunk,
+/// so that only a chunk of full-size inputs is ever held (2000 photos at once would need 1.2 GB).
+/// Not queued itself: callers run it inside the queue.
+const FEED_CHUNK = 16;
+async function feedFeatures(onProgress) {
+  for (;;) {
+    const todo = state.classes.flatMap((c) => c.images.filter((i) => !i.queued).map((img) => ({ cls: c, img })));
+    if (todo.length === 0 && !trainer.pendingCount) return;
+    for (const { cls, img } of todo.slice(0, FEED_CHUNK)) {
+      img.queued = true;
+      try {
+        const px = await pixels(img.blob);
+        trainer.addImage(img.id, px.rgba, px.width, px.height, img.name);
+      } catch (e) {
+        setStatus($('images-status'), `${cls.name}/${img.name} removed: ${message(e)}`, 'warn');
+        removePhoto(cls, img);
+      }
+    }
+    await trainer.computeFeatures(() => {});
+    if (onProgress) onProgress(trainer.featureCount, state.classes.reduce((n, c) => n + c.images.length, 0));
+  }
+}
+
+/// Features of newly added photos, in the background.
 function computeFeatures() {
   return enqueue(async () => {
-    if (!trainer.pendingCount) return;
     const status = $('images-status');
-    const before = status.textContent;
-    await trainer.computeFeatures((json) => {
-      const p = JSON.parse(json);
-      setStatus(status, `${before} Features: ${p.step}/${p.total}`);
-    });
+    const before = status.textContent.replace(/ Features.*$/, '');
+    await feedFeatures((done, total) => setStatus(status, `${before} Features: ${done}/${total}`));
     setStatus(status, `${before} Features ready for ${trainer.featureCount} photos (${megabytes(trainer.featureBytes)}).`);
   }).catch((e) => setStatus($('images-status'), `features failed: ${message(e)}`, 'error'));
 }
@@ -341,13 +358,8 @@ function settings() {
 
 /// The features are per depth: when it changes, read every photo again for the new split.
 async function ensureDepth(depth) {
-  if (!trainer.setDepth(depth)) return;
-  const all = state.classes.flatMap((c) => c.images);
-  for (const [k, img] of all.entries()) {
-    if (k % 8 === 0) setTrainState('running', `re-reading photos for depth ${depth}: ${k}/${all.length}`);
-    const px = await pixels(img.blob);
-    trainer.addImage(img.id, px.rgba, px.width, px.height, img.name);
-  }
+  if (trainer.setDepth(depth)) state.classes.forEach((c) => c.images.forEach((i) => (i.queued = false)));
+  await feedFeatures((done, total) => setTrainState('running', `computing features for depth ${depth}: ${done}/${total}`));
 }
 
 function setTrainState(s, text) {
@@ -409,6 +421,7 @@ async function train() {
   }
   $('train').disabled = true;
   $('cancel').disabled = false;
+  cancelRequested = false;
   state.lossPoints = [];
   drawLoss();
   setTrainState('running', 'starting…');
@@ -437,6 +450,7 @@ async function train() {
         setTrainState('running', `${PHASES[p.phase] || p.phase}…`);
       };
       const classes = used.map((c) => c.name);
+      if (cancelRequested) throw new Error('cancelled');
       const out = JSON.parse(await trainer.train(Uint32Array.from(ids), Uint32Array.from(labels), JSON.stringify(classes), JSON.stringify(names), JSON.stringify(s), onProgress));
       state.modelClasses = classes;
       return out;
@@ -461,7 +475,12 @@ async function train() {
   $('cancel').disabled = true;
 }
 
-$('cancel').addEventListener('click', () => trainer && trainer.cancel());
+// Cancel before the queued job reached the GPU is caught here; after, by the GPU's flag.
+let cancelRequested = false;
+$('cancel').addEventListener('click', () => {
+  cancelRequested = true;
+  if (trainer) trainer.cancel();
+});
 
 // ---------------------------------------------------------------- prediction and explanation
 

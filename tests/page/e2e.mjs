@@ -18,7 +18,8 @@ function check(cond, msg) {
 const browser = await chromium.launch({
   executablePath,
   // No network beyond localhost here: keep Chromium from dialling out.
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  // A fake camera (a test pattern) for the webcam burst.
+  args: ['--enable-unsafe-webgpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
 });
 const errors = [];
 try {
@@ -50,6 +51,13 @@ try {
   await page.locator('[data-testid=class-card][data-class="Tpyo"] .class-name').fill('Typo');
   await page.locator('[data-testid=class-card][data-class="Tpyo"] .class-name').dispatchEvent('change');
   await page.locator('[data-testid=class-card][data-class="Typo"]').waitFor();
+  // Hold the record button for a second: a burst of camera frames lands in the class.
+  const record = page.locator('[data-testid=class-card][data-class="Typo"] .record');
+  await record.dispatchEvent('pointerdown');
+  await page.waitForTimeout(1500);
+  await record.dispatchEvent('pointerup');
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=class-card][data-class="Typo"] [data-testid=class-count]')?.textContent) > 0, null, { timeout: 60_000 });
+  console.log(`webcam burst: ${await page.textContent('[data-testid=class-card][data-class="Typo"] [data-testid=class-count]')} frames`);
   await page.click('[data-testid=class-card][data-class="Typo"] button[aria-label="delete class Typo"]');
   check((await page.locator('[data-testid=class-card]').count()) === classes.length, 'the deleted class is gone');
 

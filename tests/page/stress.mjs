@@ -3,14 +3,15 @@
 // pickers, waits for every photo's features, trains the linear probe on all of them, and
 // prints what the page holds (wasm memory, feature cache, JS heap) and how long each step took.
 //   python3 -m http.server 8080 --bind 127.0.0.1 &   (after scripts/build_web.sh)
-//   node tests/page/stress.mjs [N]
+//   node tests/page/stress.mjs [N] [--cpu]     (--cpu: as a browser without WebGPU)
 import { chromium } from 'playwright-core';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
 const url = process.env.PAGE_URL ?? 'http://127.0.0.1:8080/';
-const total = Number(process.argv[2] ?? 2000);
+const total = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 2000);
+const cpu = process.argv.includes('--cpu');
 const samples = 'web/samples/eurosat';
 const classes = readdirSync(join(samples, 'train')).sort();
 const per = Math.ceil(total / classes.length);
@@ -30,6 +31,7 @@ const executablePath = process.env.CHROMIUM ?? ['/usr/lib/chromium/chromium', '/
 const browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--enable-precise-memory-info'] });
 const page = await browser.newPage();
 page.on('pageerror', (e) => console.log('page error:', String(e)));
+if (cpu) await page.addInitScript(() => delete Navigator.prototype.gpu);
 await page.goto(url);
 await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 180_000 });
 console.log(`backend: ${await page.textContent('[data-testid=backend]')}`);
