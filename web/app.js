@@ -362,6 +362,22 @@ async function ensureDepth(depth) {
   await feedFeatures((done, total) => setTrainState('running', `computing features for depth ${depth}: ${done}/${total}`));
 }
 
+// A new depth (or the probe) needs other features: recompute them in the background now rather
+// than when Train is pressed.
+for (const id of ['method', 'depth']) {
+  $(id).addEventListener('change', () => {
+    if (!trainer) return;
+    const depth = settings().depth;
+    enqueue(async () => {
+      if (!trainer.setDepth(depth)) return;
+      state.classes.forEach((c) => c.images.forEach((i) => (i.queued = false)));
+      setStatus($('images-status'), `computing features for depth ${depth}…`);
+      await feedFeatures((done, total) => setStatus($('images-status'), `features for depth ${depth}: ${done}/${total}`));
+      setStatus($('images-status'), `Features ready for ${trainer.featureCount} photos (${megabytes(trainer.featureBytes)}).`);
+    }).catch((e) => setStatus($('images-status'), `features failed: ${message(e)}`, 'error'));
+  });
+}
+
 function setTrainState(s, text) {
   const st = $('train-status');
   st.dataset.state = s;

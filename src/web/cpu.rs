@@ -187,9 +187,8 @@ impl CpuModel {
     /// f = p·W + b for pooled features `z` (`[n, features]`): `[n, classes]`.
     fn logits(&self, z: &[f32]) -> Vec<f32> {
         let c = self.classes.len();
-        let f = self.b.len().max(1);
-        let f = self.w.len() / f;
-        z.chunks_exact(f).flat_map(|p| (0..c).map(move |k| self.b[k] + p.iter().enumerate().map(|(i, v)| v * self.w[i * c + k]).sum::<f32>())).collect()
+        let f = self.w.len() / c.max(1);
+        z.chunks_exact(f.max(1)).flat_map(|p| (0..c).map(move |k| self.b[k] + p.iter().enumerate().map(|(i, v)| v * self.w[i * c + k]).sum::<f32>())).collect()
     }
 }
 
