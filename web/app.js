@@ -168,6 +168,12 @@ function renameClass(cls, input) {
 
 const camera = new Webcam($('camera'));
 
+/// Turn the camera off and hide its preview (after a burst, or when live prediction stops).
+function releaseCamera() {
+  camera.stop();
+  $('camera').hidden = true;
+}
+
 /// Hold (pointer, Space or Enter) to capture a burst of webcam frames into a class.
 function recordButton(cls) {
   const b = document.createElement('button');
@@ -194,6 +200,7 @@ function recordButton(cls) {
     clearInterval(timer);
     timer = null;
     b.classList.remove('recording');
+    if (!live) releaseCamera();
     const got = frames.splice(0);
     if (got.length) await addPhotos(cls, got);
   };
@@ -573,7 +580,10 @@ $('live').addEventListener('click', async () => {
   live = !live;
   $('live').setAttribute('aria-pressed', String(live));
   $('live').textContent = live ? 'Stop camera' : 'Live camera';
-  if (!live) return;
+  if (!live) {
+    releaseCamera();
+    return;
+  }
   try {
     $('camera').hidden = false;
     await camera.start();
@@ -583,7 +593,14 @@ $('live').addEventListener('click', async () => {
     return;
   }
   while (live) {
-    const frame = await camera.frame();
+    let frame;
+    try {
+      frame = await camera.frame();
+    } catch {
+      if (!camera.running) break; // turned off between two frames
+      await new Promise((r) => setTimeout(r, 100)); // no picture yet
+      continue;
+    }
     if ($('preview').src) URL.revokeObjectURL($('preview').src);
     $('preview').src = URL.createObjectURL(frame);
     await classify(frame);
