@@ -193,7 +193,13 @@ function recordButton(cls) {
       return;
     }
     b.classList.add('recording');
-    timer = setInterval(async () => frames.push({ file: await camera.frame(), name: `camera-${Date.now()}.jpg` }), 150);
+    timer = setInterval(async () => {
+      try {
+        frames.push({ file: await camera.frame(), name: `camera-${Date.now()}.jpg` });
+      } catch {
+        // the camera stopped between two frames
+      }
+    }, 150);
   };
   const stop = async () => {
     if (!timer) return;
