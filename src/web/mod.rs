@@ -151,7 +151,7 @@ impl PageSettings {
         if !(self.kappa.is_finite() && self.kappa > 0.0) {
             return Err(bad(&format!("κ = {}: a positive target scale", self.kappa)));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) || !(0.0..1.0).contains(&self.momentum) {
+        if !self.lr.is_finite() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.momentum) {
             return Err(bad("the SGD learning rate must be positive and the momentum in [0, 1)"));
         }
         let mut s = Settings { method, depth: Depth::parse(&self.depth)?, alpha: self.alpha, kappa: self.kappa, lambda, lambda_path, solver, max_iter: self.iterations.max(1), cg_tol: self.tol, batch: self.batch.clamp(1, 256), ..Settings::default() };
