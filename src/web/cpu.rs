@@ -3,7 +3,7 @@
 //! path). Slower, probe only, and the same JavaScript API as [`super::Trainer`], so the page
 //! runs unchanged; its model files are the same format, and load on a GPU too.
 use super::cache::{photo_api, to_f32, FeatureCache};
-use super::{js_err, report, TrainRequest};
+use super::{js_err, model_info_json, prediction_json, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::lqf::model_file::ModelFile;
 use crate::lqf::probe;
@@ -124,10 +124,7 @@ impl CpuTrainer {
         let m = self.model()?;
         let z = crate::cpu::backbone::pooled_features(&self.net, x, 1);
         let logits = m.logits(&z);
-        let class = crate::cpu::elementwise::argmax_rows(&logits, m.classes.len())[0] as usize;
-        let kappa = m.settings.kappa.max(f32::MIN_POSITIVE);
-        let scores: Vec<serde_json::Value> = m.classes.iter().zip(&logits).map(|(c, &v)| serde_json::json!({ "class": c, "score": v / kappa })).collect();
-        Ok(serde_json::json!({ "class": m.classes[class], "index": class, "scores": scores }).to_string())
+        Ok(prediction_json(&m.classes, &logits, m.settings.kappa).1)
     }
 
     fn forget_impl(&self, id: u32) -> Result<String> {
@@ -170,16 +167,10 @@ impl CpuTrainer {
             return Err(Error::ModelFile("parameter shapes do not match the backbone's probe".into()));
         }
         let add = |a: &[f32], d: &[f32]| a.iter().zip(d).map(|(x, y)| x + y).collect::<Vec<f32>>();
-        let info = serde_json::json!({
-            "classes": file.classes,
-            "method": file.settings.method,
-            "depth": Depth::Probe.to_string(),
-            "lambda": file.settings.lambda,
-            "train_files": file.train_files.len(),
-        });
+        let info = model_info_json(&file);
         let m = CpuModel { w: add(&file.classifier_weight0, &file.delta[0]), b: add(&file.classifier_bias0, &file.delta[1]), classes: file.classes, settings: file.settings, ids: Vec::new(), labels: Vec::new(), names: Vec::new(), z: Vec::new() };
         self.state.borrow_mut().model = Some(Rc::new(m));
-        Ok(info.to_string())
+        Ok(info)
     }
 }
 

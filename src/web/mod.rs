@@ -195,3 +195,24 @@ impl TrainRequest {
         Ok(TrainRequest { classes, names, settings })
     }
 }
+
+/// One image's logits as the page's prediction JSON ({class, index, scores: [{class, score}]},
+/// score = f/κ, 1 being a confident member), and the predicted class index.
+pub(crate) fn prediction_json(classes: &[String], logits: &[f32], kappa: f32) -> (usize, String) {
+    let class = crate::cpu::elementwise::argmax_rows(logits, classes.len())[0] as usize;
+    let kappa = kappa.max(f32::MIN_POSITIVE);
+    let scores: Vec<serde_json::Value> = classes.iter().zip(logits).map(|(c, &v)| serde_json::json!({ "class": c, "score": v / kappa })).collect();
+    (class, serde_json::json!({ "class": classes[class], "index": class, "scores": scores }).to_string())
+}
+
+/// What the page shows about an imported model file.
+pub(crate) fn model_info_json(file: &crate::lqf::model_file::ModelFile) -> String {
+    serde_json::json!({
+        "classes": file.classes,
+        "method": file.settings.method,
+        "depth": file.settings.effective_depth().to_string(),
+        "lambda": file.settings.lambda,
+        "train_files": file.train_files.len(),
+    })
+    .to_string()
+}

@@ -3,7 +3,7 @@
 //! import. Every method takes `&self` (state behind a `RefCell`, never borrowed across an
 //! `await`), so the page can call `cancel` or add images while a training run is in flight.
 use super::cache::{photo_api, to_f32, FeatureCache};
-use super::{js_err, report, TrainRequest};
+use super::{js_err, model_info_json, prediction_json, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::lqf::influence::{self, InverseHessian};
@@ -134,11 +134,9 @@ impl Trainer {
         let m = self.model()?;
         let z = train::trunk_features(&self.gpu, &self.net, m.trained.split.trunk_end, &x, 1).await?;
         let logits = train::predict(&self.gpu, &m.trained, &z, 1, 1).await?;
-        let class = crate::cpu::elementwise::argmax_rows(&logits, m.classes.len())[0] as usize;
-        let kappa = m.trained.settings.kappa.max(f32::MIN_POSITIVE);
-        let scores: Vec<serde_json::Value> = m.classes.iter().zip(&logits).map(|(c, &v)| serde_json::json!({ "class": c, "score": v / kappa })).collect();
+        let (class, json) = prediction_json(&m.classes, &logits, m.trained.settings.kappa);
         self.state.borrow_mut().last = Some(Rc::new(Last { z, class }));
-        Ok(serde_json::json!({ "class": m.classes[class], "index": class, "scores": scores }).to_string())
+        Ok(json)
     }
 
     /// The model's problem over its training set (explain and forget solve on it).
@@ -234,17 +232,11 @@ impl Trainer {
     fn import_impl(&self, bytes: &[u8]) -> Result<String> {
         let file = ModelFile::from_bytes(bytes, Some(&self.net.weights_sha256))?;
         let trained = Trained::from_model_file(&self.gpu, &self.net, &file)?;
-        let info = serde_json::json!({
-            "classes": file.classes,
-            "method": file.settings.method,
-            "depth": file.settings.effective_depth().to_string(),
-            "lambda": file.settings.lambda,
-            "train_files": file.train_files.len(),
-        });
+        let info = model_info_json(&file);
         let mut st = self.state.borrow_mut();
         st.model = Some(Rc::new(Model { trained, classes: file.classes, ids: Vec::new(), labels: Vec::new(), names: Vec::new(), z: Vec::new() }));
         st.last = None;
-        Ok(info.to_string())
+        Ok(info)
     }
 }
 
