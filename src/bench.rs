@@ -111,11 +111,27 @@ pub fn mobilenet_v2_convs(batch: usize) -> Vec<(&'static str, ConvSpec)> {
     ]
 }
 
-/// The standard set: square GEMMs, then MobileNetV2's convolutions at batch 1.
+/// Square GEMMs, then the skinny shapes training runs at depth 3 over 64 images: a 1×1
+/// convolution at 7×7 (forward, and its weight gradient Xᵀ·dY), the classifier over pooled
+/// features, and a K-FAC input factor AᵀA.
+pub fn gemm_shapes() -> Vec<Gemm> {
+    let rows = 64 * 7 * 7;
+    vec![
+        Gemm::new(512, 512, 512),
+        Gemm::new(1024, 1024, 1024),
+        Gemm::new(2048, 2048, 2048),
+        Gemm::new(rows, 160, 960),
+        Gemm::new(960, 160, rows).trans(true, false),
+        Gemm::new(64, 10, 1280),
+        Gemm::new(960, 960, rows).trans(true, false),
+    ]
+}
+
+/// The standard set: GEMMs ([`gemm_shapes`]), then MobileNetV2's convolutions at batch 1.
 pub async fn run_all(gpu: &Gpu, reps: usize, mut report: impl FnMut(&Figure)) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
-    for n in [512, 1024] {
-        let f = bench_gemm(gpu, &Gemm::new(n, n, n), reps).await?;
+    for g in gemm_shapes() {
+        let f = bench_gemm(gpu, &g, reps).await?;
         report(&f);
         out.push(f);
     }
@@ -141,10 +157,14 @@ pub async fn bench_backbone(gpu: &Gpu, net: &crate::model::Backbone, batch: usiz
     Ok(Figure { name: format!("{} forward b{batch}", net.arch().id()), gflop: net.def.flops() * batch as f64 / 1e9, ms: best, images: batch })
 }
 
-/// Training throughput: one Hessian-vector product of LQF (a JVP and a VJP pass over `n`
-/// images, i.e. one CG iteration) at `depth`, on trunk features of random images. GFLOP counts
-/// the forward of the linearized blocks once (the passes do about three times that).
-pub async fn bench_training(gpu: &Gpu, net: &crate::model::Backbone, depth: usize, n: usize, reps: usize) -> Result<Figure> {
+/// Training throughput at `depth` over `n` images (trunk features of random images cached, as
+/// training does): the two-stream forward (a JVP pass), the backward (a VJP pass), one LQF CG
+/// iteration (a Hessian-vector product: both), the K-FAC statistics (C backward passes per
+/// image) and the K-FAC inverse (damping and inverting the factors). GFLOP counts the forward
+/// of the linearized blocks once per image for the passes, so read images/s; for the inverse it
+/// counts n³ per inverted factor.
+pub async fn bench_training(gpu: &Gpu, net: &crate::model::Backbone, depth: usize, n: usize, reps: usize) -> Result<Vec<Figure>> {
+    use crate::lqf::kfac::{self, Kfac};
     use crate::lqf::{train, ParamSet, Problem};
     let mut rng = Rng::new(1);
     let classes = 10;
@@ -155,16 +175,52 @@ pub async fn bench_training(gpu: &Gpu, net: &crate::model::Backbone, depth: usiz
     let w = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect::<Vec<f32>>();
     let theta0 = train::theta0(gpu, &split, &w, &vec![0.0; classes])?;
     let prob = Problem::new(gpu, &split.net, &theta0, &z, &labels, 32, 5.0, 1e-3).await?;
-    let v = ParamSet::upload(gpu, &split.net.param_lens().iter().map(|&l| rng.vec_f32(l)).collect::<Vec<_>>())?;
-    let mut best = f64::MAX;
+    let lin = &split.net;
+    let v = ParamSet::upload(gpu, &lin.param_lens().iter().map(|&l| rng.vec_f32(l)).collect::<Vec<_>>())?;
+    let g = gpu.upload(&rng.vec_f32(prob.batches.iter().map(|b| b.n).max().unwrap_or(0) * classes))?;
+    let grads = ParamSet::zeros(gpu, &lin.param_lens())?;
+    let zs = prob.batches.iter().map(|b| b.z(gpu)).collect::<Result<Vec<_>>>()?;
+    let jvp = time(gpu, reps, |rec| {
+        for (b, z) in prob.batches.iter().zip(&zs) {
+            lin.jvp(rec, &theta0, z, b.n, &v)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let vjp = time(gpu, reps, |rec| {
+        for (b, z) in prob.batches.iter().zip(&zs) {
+            lin.vjp(rec, &theta0, z, b.n, &g, &grads, 1.0, 1.0)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let mut hvp = f64::MAX;
     for i in 0..=reps {
         let t0 = now_ms();
         let hv = prob.hvp(gpu, &v)?;
         gpu.read(&hv.tensors[0]).await?;
         if i > 0 {
-            best = best.min(now_ms() - t0);
+            hvp = hvp.min(now_ms() - t0);
         }
     }
-    let trunk: f64 = net.def.flops_of(split.trunk_end..net.def.blocks.len());
-    Ok(Figure { name: format!("{} LQF CG iteration depth {depth}", net.arch().id()), gflop: trunk * n as f64 / 1e9, ms: best, images: n })
+    let (mut stats_ms, mut inv_ms) = (f64::MAX, f64::MAX);
+    for _ in 0..reps.max(1) {
+        let t0 = now_ms();
+        let f = kfac::statistics(gpu, &prob).await?;
+        let t1 = now_ms();
+        Kfac::from_factors(gpu, lin, &f, 1e-3).await?;
+        stats_ms = stats_ms.min(t1 - t0);
+        inv_ms = inv_ms.min(now_ms() - t1);
+    }
+    let inv_gflop: f64 = (0..=lin.convs.len()).filter_map(|i| kfac::factor_dims(lin, i)).map(|(a, g)| (a as f64).powi(3) + (g as f64).powi(3)).sum::<f64>() / 1e9;
+    let gflop = net.def.flops_of(split.trunk_end..net.def.blocks.len()) * n as f64 / 1e9;
+    let id = net.arch().id();
+    let fig = |what: &str, ms: f64, gflop: f64, images: usize| Figure { name: format!("{id} {what} depth {depth}"), gflop, ms, images };
+    Ok(vec![
+        fig("JVP pass", jvp, gflop, n),
+        fig("VJP pass", vjp, gflop, n),
+        fig("LQF CG iteration", hvp, gflop, n),
+        fig("K-FAC statistics", stats_ms, gflop * classes as f64, n),
+        fig("K-FAC inverse", inv_ms, inv_gflop, 0),
+    ])
 }

@@ -18,10 +18,11 @@ pub fn bench(json: bool, reps: usize) -> Res {
             report(&f);
             figures.push(f);
         }
-        // Training: one LQF CG iteration (JVP + VJP) over 64 images at depth 3.
-        let f = pollster::block_on(lqf::bench::bench_training(&gpu, &net, 3, 64, reps.min(2))).map_err(|e| e.to_string())?;
-        report(&f);
-        figures.push(f);
+        // Training over 64 images at depth 3: JVP, VJP, a CG iteration, K-FAC.
+        for f in pollster::block_on(lqf::bench::bench_training(&gpu, &net, 3, 64, reps.min(2))).map_err(|e| e.to_string())? {
+            report(&f);
+            figures.push(f);
+        }
     }
     if json {
         let items: Vec<String> = figures.iter().map(|f| f.to_json()).collect();

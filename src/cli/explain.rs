@@ -4,7 +4,7 @@ use super::train::load_model;
 use super::{open, s, train_dir, ProgressLine, Res};
 use lqf::data;
 use lqf::gpu::Gpu;
-use lqf::lqf::influence::{self, InverseHessian};
+use lqf::lqf::influence::{self, ForgetTol, InverseHessian};
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::model_file::ModelFile;
 use lqf::lqf::train::Trained;
@@ -72,15 +72,17 @@ impl Training {
     }
 
     /// Influence of every training image on the predicted class of each image in `xs`
-    /// (trunk features, `[n, …]`): H⁻¹ by K-FAC-preconditioned CG to 1e-2.
-    pub fn explain_all(&self, gpu: &Gpu, m: &Trained, xs: &[f32], classes: &[usize], k: usize) -> Result<Vec<Why>, String> {
+    /// (trunk features, `[n, …]`): H⁻¹ by K-FAC-preconditioned CG to 1e-2 in at most `cg`
+    /// iterations, or by the K-FAC inverse alone when `cg` is 0.
+    pub fn explain_all(&self, gpu: &Gpu, m: &Trained, xs: &[f32], classes: &[usize], k: usize, cg: usize) -> Result<Vec<Why>, String> {
         let prob = self.problem(gpu, m)?;
         let kfac = pollster::block_on(Kfac::new(gpu, &prob, m.settings.lambda)).map_err(s)?;
+        let inverse = if cg == 0 { InverseHessian::Kfac } else { InverseHessian::Cg { tol: 1e-2, max_iter: cg } };
         let per = m.split.net.input.len();
         let mut out = Vec::new();
         for (i, &class) in classes.iter().enumerate() {
             let x = gpu.upload(&xs[i * per..(i + 1) * per]).map_err(s)?;
-            let inf = pollster::block_on(influence::influence(gpu, &prob, &m.delta, Some(&kfac), &x, &[class], InverseHessian::Cg { tol: 1e-2, max_iter: 20 })).map_err(s)?;
+            let inf = pollster::block_on(influence::influence(gpu, &prob, &m.delta, Some(&kfac), &x, &[class], inverse)).map_err(s)?;
             let named = |v: Vec<(usize, f64)>| v.into_iter().map(|(j, sc)| (self.names[j].clone(), self.labels[j], sc)).collect();
             out.push(Why { class, proponents: named(inf[0].proponents(k)), opponents: named(inf[0].opponents(k)) });
         }
@@ -102,36 +104,51 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     let training = Training::load(&gpu, &net, &m, &file, dir, &mut pl)?;
     let prob = training.problem(&gpu, &m)?;
     let st = &m.settings;
-    let tol = st.cg_tol * influence::FORGET_TOL_FACTOR;
     // The page keeps the K-FAC inverse from training; a model file does not, so it is
     // computed again here (timed apart: it is the same cost retraining pays).
     let t = Instant::now();
     let kfac = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, &prob, st.lambda)).map_err(s)?) } else { None };
     let kfac_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let (_, delta, steps) = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, kfac.as_ref(), index, tol, st.max_iter)).map_err(s)?;
-    let values = pollster::block_on(delta.read(&gpu)).map_err(s)?;
+    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, kfac.as_ref(), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
+    let values = pollster::block_on(forgot.delta.read(&gpu)).map_err(s)?;
     let secs = t.elapsed().as_secs_f64();
-    eprintln!("forgot {} in {secs:.1} s ({} CG iterations warm-started at the trained optimum, to relative residual {tol:.0e}){}", file.train_files[index].0, steps.len(), if st.kfac { format!(", plus {kfac_secs:.1} s for the K-FAC preconditioner") } else { String::new() });
+    let share = forgot.steps.last().map_or(0.0, |s| s.relative_residual);
+    eprintln!(
+        "forgot {} in {secs:.1} s ({} CG iterations on its share of the gradient, to {share:.1e} of it; asked {:.1e}){}",
+        file.train_files[index].0,
+        forgot.steps.len(),
+        forgot.tol,
+        if st.kfac { format!(", plus {kfac_secs:.1} s for the K-FAC preconditioner") } else { String::new() }
+    );
     if compare {
-        let keep: Vec<usize> = (0..training.labels.len()).filter(|&i| i != index).collect();
-        let per = m.split.net.input.len();
-        let (z, labels) = lqf::lqf::train::gather(&training.z, &training.labels, &keep, per);
+        // Retrain without the image from scratch, as the model was trained (same tolerance and
+        // iteration cap), and compare how close each is to the new optimum.
         let t = Instant::now();
-        let scratch = pollster::block_on(Problem::new(&gpu, &m.split.net, &m.theta0, &z, &labels, st.batch, st.kappa, st.lambda)).map_err(s)?;
-        let kfac = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, &scratch, st.lambda)).map_err(s)?) } else { None };
-        let (fresh, cold) = pollster::block_on(scratch.solve_cg(&gpu, None, kfac.as_ref(), tol, st.max_iter, |_| {})).map_err(s)?;
-        let fresh = pollster::block_on(fresh.read(&gpu)).map_err(s)?;
+        let scratch = &forgot.problem;
+        let kfac2 = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, scratch, st.lambda)).map_err(s)?) } else { None };
+        let (fresh, cold) = pollster::block_on(scratch.solve_cg(&gpu, None, kfac2.as_ref(), st.cg_tol, st.max_iter, |_| {})).map_err(s)?;
         let secs2 = t.elapsed().as_secs_f64();
-        let (a, b): (Vec<f64>, Vec<f64>) = (values.concat().iter().map(|&v| v as f64).collect(), fresh.concat().iter().map(|&v| v as f64).collect());
+        let fresh_values = pollster::block_on(fresh.read(&gpu)).map_err(s)?;
+        let (a, b): (Vec<f64>, Vec<f64>) = (values.concat().iter().map(|&v| v as f64).collect(), fresh_values.concat().iter().map(|&v| v as f64).collect());
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / b.iter().map(|y| y * y).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        // ‖∇L'(Δ)‖/‖∇L'(0)‖ on the smaller problem for both (not timed).
+        let residual = |d: &lqf::lqf::ParamSet| -> Result<f64, String> {
+            let (g, _) = pollster::block_on(scratch.gradient(&gpu, d)).map_err(s)?;
+            let (b, _) = pollster::block_on(scratch.rhs(&gpu)).map_err(s)?;
+            let gg = pollster::block_on(lqf::lqf::ParamSet::dot(&gpu, &g, &g)).map_err(s)?;
+            let bb = pollster::block_on(lqf::lqf::ParamSet::dot(&gpu, &b, &b)).map_err(s)?;
+            Ok((gg / bb).sqrt())
+        };
+        let (r_forget, r_scratch) = (residual(&forgot.delta)?, residual(&fresh)?);
         eprintln!(
-            "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations to {tol:.0e}); forgetting is {:.1}× faster with the K-FAC kept from training (as the page does), {:.1}× counting its recomputation; ‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = {diff:.2e}",
+            "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster with the K-FAC kept from training (as the page does), {:.1}× counting its recomputation",
             if st.kfac { "" } else { "no " },
             cold.len(),
             secs2 / secs,
             secs2 / (secs + kfac_secs)
         );
+        eprintln!("relative residual on the problem without it: forgetting {r_forget:.2e}, from scratch {r_scratch:.2e}; ‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = {diff:.2e}");
     }
     file.delta = values;
     file.train_files.remove(index);

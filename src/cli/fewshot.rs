@@ -8,13 +8,54 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// What `lqf fewshot` was asked for.
+pub struct Table<'a> {
+    pub dir: &'a Path,
+    pub shots: &'a [usize],
+    pub seeds: &'a [u64],
+    pub methods: &'a [String],
+    pub test_per_class: Option<usize>,
+    /// Learning rates for the SGD-trained methods (empty: the one in the options).
+    pub lrs: &'a [f32],
+    pub tag: Option<&'a str>,
+    pub json: bool,
+}
+
+/// One trained configuration: a method, with its learning rate when it has one.
+struct Variant {
+    name: String,
+    method: train::Method,
+    lr: Option<f32>,
+}
+
+fn variants(methods: &[train::Method], base: &train::Settings, lrs: &[f32], tag: Option<&str>) -> Vec<Variant> {
+    let tag = tag.map(|t| format!(" {t}")).unwrap_or_default();
+    let mut out = Vec::new();
+    for &method in methods {
+        let sgd = method == train::Method::Finetune || (method == train::Method::Lqf && base.solver == train::SolverKind::Sgd);
+        if sgd && !lrs.is_empty() {
+            out.extend(lrs.iter().map(|&lr| Variant { name: format!("{}{tag} lr={lr}", method_name(method)), method, lr: Some(lr) }));
+        } else {
+            out.push(Variant { name: format!("{}{tag}", method_name(method)), method, lr: None });
+        }
+    }
+    out
+}
+
+/// A variant's name without its learning rate ("finetune lr=0.01" → "finetune").
+fn lr_stem(name: &str) -> &str {
+    &name[..name.find(" lr=").unwrap_or(name.len())]
+}
+
 struct Run {
-    method: &'static str,
+    method: String,
     shots: usize,
     seed: u64,
     accuracy: f64,
     seconds: f64,
     lambda: f32,
+    /// Training diverged (accuracy is then chance).
+    diverged: bool,
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -23,8 +64,9 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], test_per_class: Option<usize>, json: bool, opts: &TrainOpts) -> Res {
-    let methods: Vec<_> = methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>()?;
+pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
+    let Table { dir, shots, seeds, test_per_class, json, .. } = *t;
+    let methods: Vec<_> = t.methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>()?;
     let base = opts.settings(lqf::lqf::train::Method::Lqf)?;
     if base.depth == train::Depth::Probe && methods.iter().any(|m| matches!(m, train::Method::Lqf | train::Method::Finetune)) {
         return Err("--depth probe leaves nothing for lqf or finetune to train".into());
@@ -34,6 +76,7 @@ pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], t
         return Err(format!("{}: train/ and test/ have different class folders", dir.display()));
     }
     let classes = train_set.classes.len();
+    let variants = variants(&methods, &base, t.lrs, t.tag);
     // Every image any run uses, once.
     let mut draws = HashMap::new();
     for &k in shots {
@@ -67,31 +110,52 @@ pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], t
             let chosen: Vec<usize> = draws[&(k, seed)].iter().filter_map(|(p, _)| index.get(p).copied()).collect();
             let (z, labels) = train::gather(&trainf.z, &trainf.labels, &chosen, per);
             data::check_every_class(&labels, &train_set.classes).map_err(|e| e.to_string())?;
-            for &method in &methods {
-                let s = train::Settings { method, init: match base.init { train::Init::Random { .. } => train::Init::Random { seed }, i => i }, ..base.clone() };
+            for v in &variants {
+                let mut s = train::Settings { method: v.method, init: match base.init { train::Init::Random { .. } => train::Init::Random { seed }, i => i }, ..base.clone() };
+                if let Some(lr) = v.lr {
+                    s.finetune.lr = lr;
+                    s.sgd.lr = lr;
+                }
                 let split = train::split(&net, base.depth, classes, s.effective_alpha()).map_err(|e| e.to_string())?;
                 let t = Instant::now();
-                let m = pollster::block_on(train::train(&gpu, split, &z, &labels, &s, &mut |p| pl.report(p))).map_err(|e| format!("{} with {k} shots, seed {seed}: {e}", method_name(method)))?;
-                let logits = pollster::block_on(train::predict(&gpu, &m, &testf.z, testf.labels.len(), s.batch)).map_err(|e| e.to_string())?;
+                let run = match pollster::block_on(train::train(&gpu, split, &z, &labels, &s, &mut |p| pl.report(p))) {
+                    Ok(m) => {
+                        let logits = pollster::block_on(train::predict(&gpu, &m, &testf.z, testf.labels.len(), s.batch)).map_err(|e| e.to_string())?;
+                        Run { method: v.name.clone(), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda, diverged: false }
+                    }
+                    // A learning rate too large for the method is a result of the table (the
+                    // robustness comparison), scored at chance: what that model is worth.
+                    Err(lqf::Error::Diverged(why)) => {
+                        eprintln!("{} with {k} shots, seed {seed} diverged: {why}", v.name);
+                        Run { method: v.name.clone(), shots: k, seed, accuracy: 1.0 / classes as f64, seconds: t.elapsed().as_secs_f64(), lambda: s.lambda, diverged: true }
+                    }
+                    Err(e) => return Err(format!("{} with {k} shots, seed {seed}: {e}", v.name)),
+                };
                 pl.finish();
-                let run = Run { method: method_name(method), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda };
                 eprintln!("{} {k} shots seed {seed}: {:.2}% in {:.1} s (λ {:e})", run.method, 100.0 * run.accuracy, run.seconds, run.lambda);
                 runs.push(run);
             }
         }
     }
     let mut summary = Vec::new();
-    for &method in &methods {
+    for v in &variants {
         for &k in shots {
-            let of: Vec<&Run> = runs.iter().filter(|r| r.method == method_name(method) && r.shots == k).collect();
+            let of: Vec<&Run> = runs.iter().filter(|r| r.method == v.name && r.shots == k).collect();
             let (m, sd) = mean_std(&of.iter().map(|r| r.accuracy).collect::<Vec<_>>());
             let secs = of.iter().map(|r| r.seconds).sum::<f64>() / of.len().max(1) as f64;
-            summary.push((method_name(method), k, m, sd, secs));
+            summary.push((v.name.clone(), k, m, sd, secs, of.iter().filter(|r| r.diverged).count()));
         }
     }
+    // Per method and shot count, the learning rate with the best mean (marked "best").
+    let best: Vec<String> = summary
+        .iter()
+        .filter(|(name, ..)| name.contains(" lr="))
+        .filter(|(name, k, m, ..)| summary.iter().filter(|(n2, k2, ..)| k2 == k && lr_stem(n2) == lr_stem(name)).all(|(_, _, m2, ..)| m2 <= m))
+        .map(|(name, k, ..)| format!("{name}@{k}"))
+        .collect();
     if json {
-        let rs: Vec<String> = runs.iter().map(|r| format!("{{\"method\":\"{}\",\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e}}}", r.method, r.shots, r.seed, r.accuracy, r.seconds, r.lambda)).collect();
-        let ss: Vec<String> = summary.iter().map(|(m, k, a, sd, t)| format!("{{\"method\":\"{m}\",\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3}}}")).collect();
+        let rs: Vec<String> = runs.iter().map(|r| format!("{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}}}", serde_json::to_string(&r.method).unwrap_or_default(), r.shots, r.seed, r.accuracy, r.seconds, r.lambda, r.diverged)).collect();
+        let ss: Vec<String> = summary.iter().map(|(m, k, a, sd, t, dv)| format!("{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}", serde_json::to_string(m).unwrap_or_default(), best.contains(&format!("{m}@{k}")))).collect();
         println!(
             "{{\"data\":{},\"backbone\":\"{}\",\"depth\":\"{}\",\"test_images\":{},\"runs\":[{}],\"summary\":[{}]}}",
             serde_json::to_string(&dir.display().to_string()).unwrap_or_default(),
@@ -102,9 +166,11 @@ pub fn fewshot(dir: &Path, shots: &[usize], seeds: &[u64], methods: &[String], t
             ss.join(",")
         );
     } else {
-        println!("{:<10} {:>6} {:>16} {:>10}", "method", "shots", "accuracy %", "seconds");
-        for (m, k, a, sd, t) in summary {
-            println!("{m:<10} {k:>6} {:>9.2} ± {:<5.2} {t:>10.1}", 100.0 * a, 100.0 * sd);
+        println!("{:<24} {:>6} {:>16} {:>10}", "method", "shots", "accuracy %", "seconds");
+        for (m, k, a, sd, t, dv) in &summary {
+            let mark = if best.contains(&format!("{m}@{k}")) { "  (best lr)" } else { "" };
+            let dv = if *dv > 0 { format!("  ({dv} diverged, scored at chance)") } else { String::new() };
+            println!("{m:<24} {k:>6} {:>9.2} ± {:<5.2} {t:>10.1}{mark}{dv}", 100.0 * a, 100.0 * sd);
         }
     }
     Ok(())

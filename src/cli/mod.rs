@@ -107,6 +107,11 @@ enum Command {
         /// The ImageFolder the model was trained on (DIR/train if it exists).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// CG iterations (K-FAC-preconditioned, to relative residual 1e-2) for the H⁻¹ in the
+        /// influence; 0 applies the K-FAC inverse alone: one pass over the training set per
+        /// image, approximate ranking.
+        #[arg(long, default_value_t = 20)]
+        influence_cg: usize,
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -141,6 +146,13 @@ enum Command {
         /// Use at most this many test images per class (default: all).
         #[arg(long)]
         test_per_class: Option<usize>,
+        /// Learning rates to try for the SGD-trained methods (finetune, and lqf with --solver
+        /// sgd): each is reported, and the best (by mean test accuracy) marked.
+        #[arg(long, value_delimiter = ',')]
+        lrs: Vec<f32>,
+        /// A label for this configuration in the table (e.g. "α=0"), appended to method names.
+        #[arg(long)]
+        tag: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -388,9 +400,9 @@ pub fn main() -> i32 {
         Some(Command::Imagenet { backbone, weights, json, images }) => backbone::imagenet(&backbone, weights.as_deref(), json, &images),
         Some(Command::Train { data, out, shots, seed, method, opts }) => train::train(&data, &out, shots, seed, &method, &opts),
         Some(Command::Eval { model, data, json }) => train::eval(&model, &data, json),
-        Some(Command::Predict { model, json, top, explain, data, images }) => train::predict(&model, json, top, &images, explain.zip(data.as_deref())),
+        Some(Command::Predict { model, json, top, explain, data, influence_cg, images }) => train::predict(&model, json, top, &images, explain.zip(data.as_deref()).map(|(k, d)| (k, d, influence_cg))),
         Some(Command::Forget { model, data, image, out, compare }) => explain::forget(&model, &data, &image, &out, compare),
-        Some(Command::Fewshot { data, shots, seeds, methods, test_per_class, json, opts }) => fewshot::fewshot(&data, &shots, &seeds, &methods, test_per_class, json, &opts),
+        Some(Command::Fewshot { data, shots, seeds, methods, test_per_class, lrs, tag, json, opts }) => fewshot::fewshot(&fewshot::Table { dir: &data, shots: &shots, seeds: &seeds, methods: &methods, test_per_class, lrs: &lrs, tag: tag.as_deref(), json }, &opts),
     };
     match result {
         Ok(()) => 0,

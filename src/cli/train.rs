@@ -144,12 +144,12 @@ pub fn eval(model: &Path, dir: &Path, json: bool) -> Res {
     Ok(())
 }
 
-pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf], explain: Option<(usize, &Path)>) -> Res {
+pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf], explain: Option<(usize, &Path, usize)>) -> Res {
     let gpu = open()?;
     let (file, net, m) = load_model(&gpu, model)?;
     let mut pl0 = ProgressLine::new();
     let training = match explain {
-        Some((_, dir)) => Some(super::explain::Training::load(&gpu, &net, &m, &file, dir, &mut pl0)?),
+        Some((_, dir, _)) => Some(super::explain::Training::load(&gpu, &net, &m, &file, dir, &mut pl0)?),
         None => None,
     };
     let items: Vec<(PathBuf, u32)> = images.iter().map(|p| (p.clone(), 0)).collect();
@@ -161,7 +161,7 @@ pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf], explain
     let logits = pollster::block_on(train::predict(&gpu, &m, &feats.z, feats.paths.len(), 32)).map_err(s)?;
     let top1: Vec<usize> = logits.chunks(c).map(|row| (0..c).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)).collect();
     let whys = match (&training, explain) {
-        (Some(t), Some((k, _))) => t.explain_all(&gpu, &m, &feats.z, &top1, k)?,
+        (Some(t), Some((k, _, cg))) => t.explain_all(&gpu, &m, &feats.z, &top1, k, cg)?,
         _ => Vec::new(),
     };
     let mut records = Vec::new();

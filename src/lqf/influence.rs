@@ -10,18 +10,31 @@
 //! over the training set with tangent u_c. A proponent of class c is an image whose removal
 //! would lower f_c(x) (I_{j,c} < 0); an opponent, one whose removal would raise it.
 //!
-//! Forgetting image j re-solves the quadratic without it, warm-started at Δ*: for a convex
-//! quadratic that equals training from scratch without j, in a few CG iterations.
+//! Forgetting image j solves for its share of the smaller problem's gradient at Δ* (a Newton
+//! step): for a convex quadratic that equals training from scratch without j, in a few CG
+//! iterations (see `forget`).
 use super::kfac::Kfac;
 use super::params::ParamSet;
 use super::solver::{Problem, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 
-/// Forgetting solves to this fraction of the training tolerance: CG's residual is relative to
-/// the whole right-hand side, and one image's share of it is small, so at the training
-/// tolerance a warm start could stop before it moved.
-pub const FORGET_TOL_FACTOR: f64 = 0.1;
+/// How precisely forgetting removes the image's share of the gradient.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ForgetTol {
+    /// To this relative residual of the share (tests and exact comparisons).
+    Share(f64),
+    /// As the CLI and the page forget: until what is left of the share is at most a tenth of
+    /// what training left unsolved (its relative residual at Δ*, or its tolerance if smaller),
+    /// and at most a tenth of the share in any case. The forgotten model is then as close to
+    /// its optimum as retraining to the model's tolerance would be, at a fraction of the cost.
+    Model { cg_tol: f64 },
+}
+
+/// `ForgetTol::Model`: what is left of the share, relative to training's remainder…
+pub const FORGET_SHARE_OF_REMAINDER: f64 = 0.1;
+/// …and relative to the share itself, at most.
+pub const FORGET_SHARE_MAX: f64 = 0.1;
 
 /// How H⁻¹ is applied to ∇f(x).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,10 +120,43 @@ pub async fn influence(gpu: &Gpu, prob: &Problem<'_>, delta: &ParamSet, kfac: Op
     Ok(out)
 }
 
-/// Remove training image `index` and re-solve warm-started at `delta`: returns the smaller
-/// problem, its optimum and the CG steps it took.
-pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, kfac: Option<&Kfac>, index: usize, tol: f64, max_iter: usize) -> Result<(Problem<'a>, ParamSet, Vec<Step>)> {
-    let smaller = prob.without(gpu, index)?;
-    let (d, steps) = smaller.solve_cg(gpu, Some(delta), kfac, tol, max_iter, |_| {}).await?;
-    Ok((smaller, d, steps))
+/// What forgetting did: the smaller problem, its solution, the CG steps of the correction and
+/// the tolerance they were solved to (relative to the image's share).
+pub struct Forgotten<'a> {
+    pub problem: Problem<'a>,
+    pub delta: ParamSet,
+    pub steps: Vec<Step>,
+    pub tol: f64,
+}
+
+/// Remove training image `index` (j) from a model solved at `delta` (Δ*): one Newton step on
+/// the smaller problem, solved by CG (K-FAC-preconditioned when given).
+///
+/// With L = (1/N)Σ ℓ_i, ℓ_i = ½‖f_lin(x_i) − κy_i‖² + ½λ‖Δ‖², the smaller problem's gradient at
+/// Δ* is (N∇L(Δ*) − ∇ℓ_j(Δ*))/(N−1). Its first part is whatever training left unsolved; the
+/// second is the image's share. Solving H'δ = ∇ℓ_j(Δ*)/(N−1) (one backward pass for the right
+/// side, CG on H' from zero) removes exactly that share: Δ* + δ keeps the residual training
+/// left (scaled by N/(N−1)), and when Δ* is the exact optimum, Δ* + δ is the exact optimum
+/// without j. A warm start on the whole gradient would have to finish training's work too.
+pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, kfac: Option<&Kfac>, index: usize, tol: ForgetTol, max_iter: usize) -> Result<Forgotten<'a>> {
+    let problem = prob.without(gpu, index)?;
+    let (grad_j, _) = prob.only(gpu, index)?.gradient(gpu, delta).await?;
+    let g = ParamSet::zeros(gpu, &prob.net.param_lens())?;
+    gpu.run(|rec| ParamSet::axpby(rec, 1.0 / problem.len() as f32, &grad_j, 0.0, &grad_j, &g))?;
+    let tol = match tol {
+        ForgetTol::Share(t) => t,
+        ForgetTol::Model { cg_tol } => {
+            // Training's remainder ‖∇L(Δ*)‖ against the share ‖g‖, both relative to ‖∇L(0)‖.
+            let (b, _) = prob.rhs(gpu).await?;
+            let (grad, _) = prob.gradient(gpu, delta).await?;
+            let (bb, rr, gg) = (ParamSet::dot(gpu, &b, &b).await?, ParamSet::dot(gpu, &grad, &grad).await?, ParamSet::dot(gpu, &g, &g).await?);
+            let remainder = (rr / bb).sqrt().max(cg_tol);
+            let share = (gg / bb).sqrt();
+            if share > 0.0 { (FORGET_SHARE_OF_REMAINDER * remainder / share).min(FORGET_SHARE_MAX) } else { FORGET_SHARE_MAX }
+        }
+    };
+    let (step, steps) = problem.solve_linear(gpu, &g, kfac, tol, max_iter).await?;
+    let out = ParamSet::zeros(gpu, &prob.net.param_lens())?;
+    gpu.run(|rec| ParamSet::axpby(rec, 1.0, delta, 1.0, &step, &out))?;
+    Ok(Forgotten { problem, delta: out, steps, tol })
 }

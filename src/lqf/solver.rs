@@ -159,31 +159,49 @@ impl<'a> Problem<'a> {
     /// The same problem without training image `index` (in batch order): the batch that holds
     /// it is rebuilt from GPU copies of its other rows, every other batch is shared as it is.
     pub fn without(&self, gpu: &Gpu, index: usize) -> Result<Problem<'a>> {
+        if self.len() == 1 && index == 0 {
+            return Err(Error::InvalidArgument("cannot remove the only training image".into()));
+        }
+        self.carve(gpu, index, false)
+    }
+
+    /// The one-image problem of training image `index` (its loss ℓ_j, with the same λ).
+    pub fn only(&self, gpu: &Gpu, index: usize) -> Result<Problem<'a>> {
+        self.carve(gpu, index, true)
+    }
+
+    /// Image `index` alone (`single`), or every image but it: GPU copies of rows of the batch
+    /// that holds it; the other batches are shared (or dropped for `single`).
+    fn carve(&self, gpu: &Gpu, index: usize, single: bool) -> Result<Problem<'a>> {
         if index >= self.len() {
             return Err(Error::InvalidArgument(format!("image {index} is not among the {} training images", self.len())));
-        }
-        if self.len() == 1 {
-            return Err(Error::InvalidArgument("cannot remove the only training image".into()));
         }
         let (per, c) = (self.net.input.len(), self.net.classes);
         let mut batches = Vec::with_capacity(self.batches.len());
         let mut first = 0;
         for b in &self.batches {
             if !(first..first + b.n).contains(&index) {
-                batches.push(b.clone());
-            } else if b.n > 1 {
+                if !single {
+                    batches.push(b.clone());
+                }
+            } else if single || b.n > 1 {
                 let k = index - first;
-                let n = b.n - 1;
+                // Rows kept: [k, k+1) alone, or [0, k) and [k+1, n).
+                let ranges = if single { vec![(k, k + 1)] } else { vec![(0, k), (k + 1, b.n)] };
+                let n: usize = ranges.iter().map(|(a, e)| e - a).sum();
                 let keep = |rec: &mut crate::gpu::Recorder<'_>, src: &Tensor, width: usize| -> Result<Tensor> {
                     let dst = rec.gpu().zeros(n * width)?;
-                    rec.copy(src, 0, &dst, 0, k * width);
-                    rec.copy(src, (k + 1) * width, &dst, k * width, (n - k) * width);
+                    let mut at = 0;
+                    for &(a, e) in &ranges {
+                        rec.copy(src, a * width, &dst, at * width, (e - a) * width);
+                        at += e - a;
+                    }
                     Ok(dst)
                 };
                 let (z, f0, labels) = gpu.run(|rec| {
                     let z = match &b.z {
                         Resident::Gpu(t) => Resident::Gpu(keep(rec, t, per)?),
-                        Resident::Host(v) => Resident::Host([&v[..k * per], &v[(k + 1) * per..]].concat()),
+                        Resident::Host(v) => Resident::Host(ranges.iter().flat_map(|&(a, e)| v[a * per..e * per].iter().copied()).collect()),
                     };
                     Ok((z, keep(rec, &b.f0, c)?, keep(rec, &b.labels, 1)?))
                 })?;

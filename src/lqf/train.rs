@@ -322,9 +322,13 @@ fn validate(split: &Split, z: &[f32], labels: &[u32]) -> Result<()> {
     if let Some(&l) = labels.iter().find(|&&l| l as usize >= c) {
         return Err(Error::InvalidArgument(format!("label {l} is not below the {c} classes")));
     }
-    let mut seen = vec![false; c];
-    labels.iter().for_each(|&l| seen[l as usize] = true);
-    if seen.iter().filter(|&&s| s).count() < 2 {
+    require_two_classes(labels)
+}
+
+/// Training needs images of at least two classes (one class has nothing to separate).
+pub fn require_two_classes(labels: &[u32]) -> Result<()> {
+    let first = labels.first().copied();
+    if labels.iter().all(|&l| Some(l) == first) {
         return Err(Error::InvalidArgument("training needs images of at least 2 classes".into()));
     }
     Ok(())

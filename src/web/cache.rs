@@ -138,3 +138,53 @@ macro_rules! photo_api {
     };
 }
 pub(super) use photo_api;
+
+/// The photos a model was trained on, in training order, with their f16 features: what
+/// explaining, forgetting and the exported file list need. Empty after an import.
+#[derive(Default)]
+pub(super) struct TrainingSet {
+    pub ids: Vec<u32>,
+    pub labels: Vec<u32>,
+    pub names: Vec<String>,
+    /// Features of the photos in `ids` order, `per` values each.
+    pub z: Vec<u16>,
+    per: usize,
+}
+
+impl TrainingSet {
+    pub fn new(ids: Vec<u32>, labels: Vec<u32>, names: Vec<String>, z: Vec<u16>, per: usize) -> TrainingSet {
+        TrainingSet { ids, labels, names, z, per }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn features(&self) -> Vec<f32> {
+        to_f32(&self.z)
+    }
+
+    /// Where photo `id` is in the training order.
+    pub fn index_of(&self, id: u32) -> Result<usize> {
+        self.ids.iter().position(|&i| i == id).ok_or_else(|| Error::InvalidArgument(format!("image {id} is not in the model's training set")))
+    }
+
+    /// The set without the photo at `index`, refused when it would leave a single class.
+    pub fn without(&self, index: usize) -> Result<TrainingSet> {
+        let keep: Vec<usize> = (0..self.ids.len()).filter(|&i| i != index).collect();
+        let labels: Vec<u32> = keep.iter().map(|&i| self.labels[i]).collect();
+        crate::lqf::train::require_two_classes(&labels).map_err(|_| Error::InvalidArgument("forgetting it would leave fewer than 2 classes".into()))?;
+        Ok(TrainingSet {
+            ids: keep.iter().map(|&i| self.ids[i]).collect(),
+            labels,
+            names: keep.iter().map(|&i| self.names[i].clone()).collect(),
+            z: keep.iter().flat_map(|&i| self.z[i * self.per..(i + 1) * self.per].iter().copied()).collect(),
+            per: self.per,
+        })
+    }
+
+    /// (file name, class index) per photo, as model files list them.
+    pub fn files(&self) -> Vec<(String, u32)> {
+        self.names.iter().cloned().zip(self.labels.iter().copied()).collect()
+    }
+}

@@ -2,7 +2,7 @@
 //! probe on the CPU in wasm (`cpu::backbone`, `probe::ridge_cpu`, both tested against the GPU
 //! path). Slower, probe only, and the same JavaScript API as [`super::Trainer`], so the page
 //! runs unchanged; its model files are the same format, and load on a GPU too.
-use super::cache::{photo_api, to_f32, FeatureCache};
+use super::cache::{photo_api, to_f32, FeatureCache, TrainingSet};
 use super::{js_err, model_info_json, prediction_json, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::lqf::model_file::ModelFile;
@@ -22,10 +22,7 @@ struct CpuModel {
     w: Vec<f32>,
     b: Vec<f32>,
     settings: Settings,
-    ids: Vec<u32>,
-    labels: Vec<u32>,
-    names: Vec<String>,
-    z: Vec<u16>,
+    set: TrainingSet,
 }
 
 struct CpuState {
@@ -76,11 +73,7 @@ impl CpuTrainer {
     }
 
     fn fit(&self, z: &[f32], labels: &[u32], classes: usize, s: &Settings) -> Result<(Vec<f32>, Vec<f32>)> {
-        let mut seen = vec![false; classes];
-        labels.iter().for_each(|&l| seen[l as usize] = true);
-        if seen.iter().filter(|&&s| s).count() < 2 {
-            return Err(Error::InvalidArgument("training needs images of at least 2 classes".into()));
-        }
+        train::require_two_classes(labels)?;
         probe::ridge_cpu(z, labels, classes, s.kappa, s.lambda)
     }
 
@@ -100,17 +93,17 @@ impl CpuTrainer {
         yield_to_browser().await;
         let (w, b) = self.fit(&z, &labels, classes.len(), &s)?;
         report(&cb, &Progress::new(Phase::Init, 1, 1));
-        let m = CpuModel { classes, w, b, settings: s, ids, labels, names, z: z16 };
+        let m = CpuModel { classes, w, b, settings: s, set: TrainingSet::new(ids, labels, names, z16, self.net.def.features) };
         let logits = m.logits(&z);
         let summary = serde_json::json!({
             "method": m.settings.method,
             "depth": Depth::Probe.to_string(),
-            "images": m.labels.len(),
+            "images": m.set.labels.len(),
             "lambda": m.settings.lambda,
             "lambda_scores": [],
             "iterations": 0,
-            "train_accuracy": train::accuracy(&logits, &m.labels, m.classes.len()),
-            "feature_bytes": m.z.len() * 2,
+            "train_accuracy": train::accuracy(&logits, &m.set.labels, m.classes.len()),
+            "feature_bytes": m.set.z.len() * 2,
         });
         self.state.borrow_mut().model = Some(Rc::new(m));
         Ok(summary.to_string())
@@ -129,15 +122,12 @@ impl CpuTrainer {
 
     fn forget_impl(&self, id: u32) -> Result<String> {
         let m = self.model()?;
-        let index = m.ids.iter().position(|&i| i == id).ok_or_else(|| Error::InvalidArgument(format!("image {id} is not in the model's training set")))?;
-        let keep: Vec<usize> = (0..m.ids.len()).filter(|&i| i != index).collect();
-        let per = self.net.def.features;
-        let z16: Vec<u16> = keep.iter().flat_map(|&i| m.z[i * per..(i + 1) * per].iter().copied()).collect();
-        let labels: Vec<u32> = keep.iter().map(|&i| m.labels[i]).collect();
-        let (w, b) = self.fit(&to_f32(&z16), &labels, m.classes.len(), &m.settings)?;
-        let model = CpuModel { classes: m.classes.clone(), w, b, settings: m.settings.clone(), ids: keep.iter().map(|&i| m.ids[i]).collect(), labels, names: keep.iter().map(|&i| m.names[i].clone()).collect(), z: z16 };
+        let index = m.set.index_of(id)?;
+        let set = m.set.without(index)?;
+        let (w, b) = self.fit(&set.features(), &set.labels, m.classes.len(), &m.settings)?;
+        let model = CpuModel { classes: m.classes.clone(), w, b, settings: m.settings.clone(), set };
         self.state.borrow_mut().model = Some(Rc::new(model));
-        Ok(serde_json::json!({ "forgot": m.names[index], "iterations": 0 }).to_string())
+        Ok(serde_json::json!({ "forgot": m.set.names[index], "iterations": 0 }).to_string())
     }
 
     fn export_impl(&self) -> Result<Vec<u8>> {
@@ -151,7 +141,7 @@ impl CpuTrainer {
             classifier_bias0: m.b.clone(),
             // A probe is its classifier at θ0; Δ is zero (the probe split's parameters: W, b).
             delta: vec![vec![0.0; m.w.len()], vec![0.0; m.b.len()]],
-            train_files: m.names.iter().cloned().zip(m.labels.iter().copied()).collect(),
+            train_files: m.set.files(),
         };
         Ok(file.to_bytes())
     }
@@ -168,7 +158,7 @@ impl CpuTrainer {
         }
         let add = |a: &[f32], d: &[f32]| a.iter().zip(d).map(|(x, y)| x + y).collect::<Vec<f32>>();
         let info = model_info_json(&file);
-        let m = CpuModel { w: add(&file.classifier_weight0, &file.delta[0]), b: add(&file.classifier_bias0, &file.delta[1]), classes: file.classes, settings: file.settings, ids: Vec::new(), labels: Vec::new(), names: Vec::new(), z: Vec::new() };
+        let m = CpuModel { w: add(&file.classifier_weight0, &file.delta[0]), b: add(&file.classifier_bias0, &file.delta[1]), classes: file.classes, settings: file.settings, set: TrainingSet::default() };
         self.state.borrow_mut().model = Some(Rc::new(m));
         Ok(info)
     }

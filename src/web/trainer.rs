@@ -2,11 +2,11 @@
 //! the trained model, and what the page asks of it: train, predict, explain, forget, export,
 //! import. Every method takes `&self` (state behind a `RefCell`, never borrowed across an
 //! `await`), so the page can call `cancel` or add images while a training run is in flight.
-use super::cache::{photo_api, to_f32, FeatureCache};
+use super::cache::{photo_api, to_f32, FeatureCache, TrainingSet};
 use super::{js_err, model_info_json, prediction_json, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::lqf::influence::{self, InverseHessian};
+use crate::lqf::influence::{self, ForgetTol, InverseHessian};
 use crate::lqf::model_file::ModelFile;
 use crate::lqf::progress::{Phase, Progress};
 use crate::lqf::train::{self, Depth, Method, Trained};
@@ -21,17 +21,7 @@ use wasm_bindgen::prelude::*;
 struct Model {
     trained: Trained,
     classes: Vec<String>,
-    ids: Vec<u32>,
-    labels: Vec<u32>,
-    names: Vec<String>,
-    /// Trunk features of the training images in `ids` order, f16.
-    z: Vec<u16>,
-}
-
-impl Model {
-    fn features(&self) -> Vec<f32> {
-        to_f32(&self.z)
-    }
+    set: TrainingSet,
 }
 
 /// The last image predicted: its features (at the model's split) and the predicted class.
@@ -116,7 +106,7 @@ impl Trainer {
             "per_image": per,
         });
         let mut st = self.state.borrow_mut();
-        st.model = Some(Rc::new(Model { trained, classes, ids, labels, names, z: z16 }));
+        st.model = Some(Rc::new(Model { trained, classes, set: TrainingSet::new(ids, labels, names, z16, per) }));
         st.last = None;
         Ok(summary.to_string())
     }
@@ -141,54 +131,45 @@ impl Trainer {
 
     /// The model's problem over its training set (explain and forget solve on it).
     async fn problem<'a>(&self, m: &'a Model, z: &[f32]) -> Result<Problem<'a>> {
-        if m.ids.is_empty() {
+        if m.set.is_empty() {
             return Err(Error::InvalidArgument("this model was imported without its training images; explaining and forgetting need them (train it here)".into()));
         }
         if m.trained.settings.method == Method::Finetune {
             return Err(Error::InvalidArgument("explaining needs a linear model (LQF or a probe)".into()));
         }
         let s = &m.trained.settings;
-        Problem::new(&self.gpu, &m.trained.split.net, &m.trained.theta0, z, &m.labels, s.batch, s.kappa, s.lambda).await
+        Problem::new(&self.gpu, &m.trained.split.net, &m.trained.theta0, z, &m.set.labels, s.batch, s.kappa, s.lambda).await
     }
 
     async fn explain_impl(&self, k: usize) -> Result<String> {
         self.gpu.clear_cancel();
         let m = self.model()?;
         let last = self.state.borrow().last.clone().ok_or_else(|| Error::InvalidArgument("predict an image first".into()))?;
-        let z = m.features();
+        let z = m.set.features();
         let prob = self.problem(&m, &z).await?;
         let x = self.gpu.upload(&last.z)?;
         let inf = influence::influence(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), &x, &[last.class], InverseHessian::Cg { tol: 1e-2, max_iter: 20 }).await?;
-        let list = |v: Vec<(usize, f64)>| -> Vec<serde_json::Value> { v.into_iter().map(|(j, s)| serde_json::json!({ "id": m.ids[j], "name": m.names[j], "class": m.classes[m.labels[j] as usize], "influence": s })).collect() };
+        let list = |v: Vec<(usize, f64)>| -> Vec<serde_json::Value> { v.into_iter().map(|(j, s)| serde_json::json!({ "id": m.set.ids[j], "name": m.set.names[j], "class": m.classes[m.set.labels[j] as usize], "influence": s })).collect() };
         Ok(serde_json::json!({ "class": m.classes[last.class], "proponents": list(inf[0].proponents(k)), "opponents": list(inf[0].opponents(k)) }).to_string())
     }
 
     async fn forget_impl(&self, id: u32) -> Result<String> {
         self.gpu.clear_cancel();
         let m = self.model()?;
-        let index = m.ids.iter().position(|&i| i == id).ok_or_else(|| Error::InvalidArgument(format!("image {id} is not in the model's training set")))?;
-        let keep: Vec<usize> = (0..m.ids.len()).filter(|&i| i != index).collect();
-        let mut classes_left = m.labels.clone();
-        classes_left.remove(index);
-        classes_left.sort_unstable();
-        classes_left.dedup();
-        if classes_left.len() < 2 {
-            return Err(Error::InvalidArgument("forgetting it would leave fewer than 2 classes".into()));
-        }
-        let z = m.features();
+        let index = m.set.index_of(id)?;
+        let set = m.set.without(index)?;
         let s = m.trained.settings.clone();
         let (delta, iterations, trained) = match s.method {
             Method::Lqf => {
+                let z = m.set.features();
                 let prob = self.problem(&m, &z).await?;
-                let (_, delta, steps) = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, s.cg_tol * influence::FORGET_TOL_FACTOR, s.max_iter).await?;
-                (Some(delta), steps.len(), None)
+                let f = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
+                (Some(f.delta), f.steps.len(), None)
             }
             // The probes are closed-form or cheap: retrain them without it.
             _ => {
-                let per = m.trained.split.net.input.len();
-                let (zk, lk) = train::gather(&z, &m.labels, &keep, per);
                 let split = train::split(&self.net, s.effective_depth(), m.classes.len(), s.effective_alpha())?;
-                (None, 0, Some(train::train(&self.gpu, split, &zk, &lk, &s, &mut |_| {}).await?))
+                (None, 0, Some(train::train(&self.gpu, split, &set.features(), &set.labels, &s, &mut |_| {}).await?))
             }
         };
         // Take the model out of the state so this is its only owner, or put it back.
@@ -201,21 +182,12 @@ impl Trainer {
                 return Err(Error::InvalidArgument("the model is in use by another operation; try again".into()));
             }
         };
-        let per = old.trained.split.net.input.len();
         let mut trained = trained.unwrap_or(old.trained);
         if let Some(d) = delta {
             trained.delta = d;
         }
-        let pick = |v: &[u32]| keep.iter().map(|&i| v[i]).collect::<Vec<u32>>();
-        let model = Model {
-            ids: pick(&old.ids),
-            labels: pick(&old.labels),
-            names: keep.iter().map(|&i| old.names[i].clone()).collect(),
-            z: keep.iter().flat_map(|&i| old.z[i * per..(i + 1) * per].iter().copied()).collect(),
-            trained,
-            classes: old.classes,
-        };
-        let removed = old.names[index].clone();
+        let removed = old.set.names[index].clone();
+        let model = Model { trained, classes: old.classes, set };
         st.model = Some(Rc::new(model));
         st.last = None;
         Ok(serde_json::json!({ "forgot": removed, "iterations": iterations }).to_string())
@@ -225,7 +197,7 @@ impl Trainer {
         self.gpu.clear_cancel();
         let m = self.model()?;
         let mut file = m.trained.to_model_file(&self.gpu, &self.net, &m.classes).await?;
-        file.train_files = m.names.iter().cloned().zip(m.labels.iter().copied()).collect();
+        file.train_files = m.set.files();
         Ok(file.to_bytes())
     }
 
@@ -234,7 +206,7 @@ impl Trainer {
         let trained = Trained::from_model_file(&self.gpu, &self.net, &file)?;
         let info = model_info_json(&file);
         let mut st = self.state.borrow_mut();
-        st.model = Some(Rc::new(Model { trained, classes: file.classes, ids: Vec::new(), labels: Vec::new(), names: Vec::new(), z: Vec::new() }));
+        st.model = Some(Rc::new(Model { trained, classes: file.classes, set: TrainingSet::default() }));
         st.last = None;
         Ok(info)
     }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The few-shot accuracy protocol of docs/RESULTS.md (issue 8), resumable: each configuration
+# writes docs/results/<set>-<backbone>-d<depth>-k<shots>-s<seeds>-<config>.json once and is skipped after that;
+# then scripts/results_tables.py turns every JSON there into docs/results/tables.md and the
+# robustness plot docs/results/robustness.svg.
+#
+#   bash scripts/results.sh                 # the whole protocol (days on a CPU driver)
+#   SETS=flowers5 SHOTS=5 DEPTHS=1 bash scripts/results.sh   # a subset
+#
+# Environment: DATA (../shared/datasets), SETS, SHOTS, SEEDS, DEPTHS ("1 3 all"), BACKBONES,
+# CONFIGS (which of: main finetune nokfac alpha0 sgd), FT_LRS, SGD_LRS, ITERS, EPOCHS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/datasets}
+SETS=${SETS:-"eurosat dtd10 flowers5"}
+SHOTS=${SHOTS:-5,10,25}
+SEEDS=${SEEDS:-0,1,2}
+DEPTHS=${DEPTHS:-"1 3 all"}
+BACKBONES=${BACKBONES:-mobilenet_v2}
+CONFIGS=${CONFIGS:-"main finetune nokfac alpha0 sgd"}
+FT_LRS=${FT_LRS:-0.003,0.01,0.03}
+SGD_LRS=${SGD_LRS:-0.1,0.3,1}
+ITERS=${ITERS:-40}
+EPOCHS=${EPOCHS:-30}
+OUT=docs/results
+mkdir -p "$OUT"
+cargo build --release --quiet
+LQF=target/release/lqf
+
+for set in $SETS; do
+  for backbone in $BACKBONES; do
+    for depth in $DEPTHS; do
+      for config in $CONFIGS; do
+        case $config in
+          main) args=(--methods probe,logistic,lqf --iterations "$ITERS") ;;
+          finetune) args=(--methods finetune --lrs "$FT_LRS" --epochs "$EPOCHS") ;;
+          # The paper's ablations: plain SGD without K-FAC (same epochs and learning rates as
+          # the K-FAC SGD below), and α = 0 (plain ReLU6 in the linearized blocks).
+          nokfac) args=(--methods lqf --solver sgd --kfac false --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
+          alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0") ;;
+          sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
+          *) echo "unknown config $config" >&2; exit 2 ;;
+        esac
+        out="$OUT/$set-$backbone-d$depth-k${SHOTS//,/_}-s${SEEDS//,/_}-$config.json"
+        [ -s "$out" ] && continue
+        echo "== $set $backbone depth $depth $config" >&2
+        "$LQF" fewshot --data "$DATA/$set" --backbone "$backbone" --depth "$depth" --shots "$SHOTS" --seeds "$SEEDS" --json "${args[@]}" > "$out.part"
+        mv "$out.part" "$out"
+      done
+    done
+  done
+done
+python3 scripts/results_tables.py "$OUT"
