@@ -190,8 +190,11 @@ fn cpu_jvp(net: &Net, x: &[f64], th: &Params, d: &Params) -> (Vec<f64>, Vec<f64>
     rules::conv_jvp(s4, &p, Some(&pd), &th[3].0, Some(&th[3].1), &d[3].0, Some(&d[3].1))
 }
 
+/// Per-layer (weight, bias) gradients.
+type LayerGrads = Vec<(Vec<f32>, Vec<f32>)>;
+
 /// GPU: (ḟ, Jᵀ gf as per-layer (gw, gb)).
-fn gpu_jvp_vjp(net: &Net, x: &[f32], th: &Params, d: &Params, gf: &[f32]) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+fn gpu_jvp_vjp(net: &Net, x: &[f32], th: &Params, d: &Params, gf: &[f32]) -> (Vec<f32>, LayerGrads) {
     let g = gpu();
     let act = LeakyRelu6 { alpha: net.alpha as f32 };
     let f32s = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();

@@ -40,6 +40,12 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / var
 }
 
+/// The training set without image j: (features, labels).
+fn without(z: &[f32], labels: &[u32], j: usize, per: usize) -> (Vec<f32>, Vec<u32>) {
+    let keep: Vec<usize> = (0..labels.len()).filter(|&i| i != j).collect();
+    (keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect(), keep.iter().map(|&i| labels[i]).collect())
+}
+
 /// (network, θ0, training features, labels, one test image's features)
 type Setup = (lqf::lqf::LinearizedNet, Vec<Vec<f32>>, Vec<f32>, Vec<u32>, Vec<f32>);
 
@@ -64,9 +70,7 @@ fn influence_ranks_training_images_as_exact_leave_one_out_does() {
     // Exact: retrain without j (dense, f64) and measure the change of f_class(x).
     let exact: Vec<f64> = (0..N)
         .map(|j| {
-            let keep: Vec<usize> = (0..N).filter(|&i| i != j).collect();
-            let zj: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
-            let lj: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+            let (zj, lj) = without(&z, &labels, j, per);
             let d = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
             f_lin(&net, &th, &x, 1, &d)[class] - fx[class]
         })
@@ -103,9 +107,7 @@ fn forgetting_equals_retraining_without_the_image() {
     for j in [0, 6, N - 1] {
         let influence::Forgotten { problem: smaller, delta: forgot, steps: warm, .. } = block(influence::forget(g, &prob, &delta, Some(&k), j, ForgetTol::Share(1e-7), 500)).unwrap();
         assert_eq!(smaller.len(), N - 1);
-        let keep: Vec<usize> = (0..N).filter(|&i| i != j).collect();
-        let zj: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
-        let lj: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+        let (zj, lj) = without(&z, &labels, j, per);
         assert_eq!(block(smaller.labels(g)).unwrap(), lj, "the other images keep their labels and order");
         let scratch = block(Problem::new(g, &net, &tth, &zj, &lj, 5, KAPPA, LAMBDA)).unwrap();
         let (fresh, cold) = block(scratch.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
@@ -131,9 +133,7 @@ fn forgetting_a_loosely_trained_model_keeps_its_accuracy() {
     let trained = flat(&block(delta.read(g)).unwrap());
     let exact_all = closed_form(&net, &th, &z, &labels, KAPPA, LAMBDA);
     let j = 3;
-    let keep: Vec<usize> = (0..N).filter(|&i| i != j).collect();
-    let zj: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
-    let lj: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+    let (zj, lj) = without(&z, &labels, j, per);
     let exact = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
     let f = block(influence::forget(g, &prob, &delta, None, j, ForgetTol::Model { cg_tol: 1e-2 }, 500)).unwrap();
     let forgot = flat(&block(f.delta.read(g)).unwrap());

@@ -6,7 +6,8 @@ pub fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for j in 0..n {
         let d = a[j * n + j] - (0..j).map(|k| l[j * n + k] * l[j * n + k]).sum::<f64>();
-        if !(d > 0.0) || !d.is_finite() {
+        // Not finite covers NaN, so the comparison below is total.
+        if !d.is_finite() || d <= 0.0 {
             return Err(Error::NotPositiveDefinite { row: j });
         }
         let d = d.sqrt();

@@ -85,6 +85,7 @@ pub struct Factors {
     pub g: Vec<Option<Vec<f32>>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gemm_at(m: usize, n: usize, k: usize, lda: usize, ldb: usize, ldc: usize, off_c: usize, scale: f32) -> Gemm {
     let mut g = Gemm::new(m, n, k).trans(true, false).scale(scale, 1.0);
     g.lda = lda;

@@ -28,8 +28,11 @@ pub fn read(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
     }
 }
 
-/// Element type of a torch storage class name.
-fn storage_dtype(class: &str) -> Result<(usize, fn(&[u8]) -> f32)> {
+/// Reads one element from its little-endian bytes.
+type Decode = fn(&[u8]) -> f32;
+
+/// Element size and decoder of a torch storage class name.
+fn storage_dtype(class: &str) -> Result<(usize, Decode)> {
     Ok(match class {
         "FloatStorage" => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         "DoubleStorage" => (8, |b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32),
