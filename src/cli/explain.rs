@@ -133,13 +133,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
         let (a, b): (Vec<f64>, Vec<f64>) = (values.concat().iter().map(|&v| v as f64).collect(), fresh_values.concat().iter().map(|&v| v as f64).collect());
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / b.iter().map(|y| y * y).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
         // ‖∇L'(Δ)‖/‖∇L'(0)‖ on the smaller problem for both (not timed).
-        let residual = |d: &lqf::lqf::ParamSet| -> Result<f64, String> {
-            let (g, _) = pollster::block_on(scratch.gradient(&gpu, d)).map_err(s)?;
-            let (b, _) = pollster::block_on(scratch.rhs(&gpu)).map_err(s)?;
-            let gg = pollster::block_on(lqf::lqf::ParamSet::dot(&gpu, &g, &g)).map_err(s)?;
-            let bb = pollster::block_on(lqf::lqf::ParamSet::dot(&gpu, &b, &b)).map_err(s)?;
-            Ok((gg / bb).sqrt())
-        };
+        let residual = |d: &lqf::lqf::ParamSet| pollster::block_on(scratch.gradient_norms(&gpu, d)).map(|(g, b)| g / b).map_err(s);
         let (r_forget, r_scratch) = (residual(&forgot.delta)?, residual(&fresh)?);
         eprintln!(
             "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster with the K-FAC kept from training (as the page does), {:.1}× counting its recomputation",

@@ -42,11 +42,6 @@ fn variants(methods: &[train::Method], base: &train::Settings, lrs: &[f32], tag:
     out
 }
 
-/// A variant's name without its learning rate ("finetune lr=0.01" → "finetune").
-fn lr_stem(name: &str) -> &str {
-    &name[..name.find(" lr=").unwrap_or(name.len())]
-}
-
 struct Run {
     method: String,
     shots: usize,
@@ -143,19 +138,14 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
             let of: Vec<&Run> = runs.iter().filter(|r| r.method == v.name && r.shots == k).collect();
             let (m, sd) = mean_std(&of.iter().map(|r| r.accuracy).collect::<Vec<_>>());
             let secs = of.iter().map(|r| r.seconds).sum::<f64>() / of.len().max(1) as f64;
-            summary.push((v.name.clone(), k, m, sd, secs, of.iter().filter(|r| r.diverged).count()));
+            summary.push((v, k, m, sd, secs, of.iter().filter(|r| r.diverged).count()));
         }
     }
-    // Per method and shot count, the learning rate with the best mean (marked "best").
-    let best: Vec<String> = summary
-        .iter()
-        .filter(|(name, ..)| name.contains(" lr="))
-        .filter(|(name, k, m, ..)| summary.iter().filter(|(n2, k2, ..)| k2 == k && lr_stem(n2) == lr_stem(name)).all(|(_, _, m2, ..)| m2 <= m))
-        .map(|(name, k, ..)| format!("{name}@{k}"))
-        .collect();
+    // Per method and shot count, whether this learning rate has the best mean of its grid.
+    let best = |v: &Variant, k: usize, m: f64| v.lr.is_some() && summary.iter().filter(|(v2, k2, ..)| *k2 == k && v2.method == v.method && v2.lr.is_some()).all(|(_, _, m2, ..)| *m2 <= m);
     if json {
         let rs: Vec<String> = runs.iter().map(|r| format!("{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}}}", serde_json::to_string(&r.method).unwrap_or_default(), r.shots, r.seed, r.accuracy, r.seconds, r.lambda, r.diverged)).collect();
-        let ss: Vec<String> = summary.iter().map(|(m, k, a, sd, t, dv)| format!("{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}", serde_json::to_string(m).unwrap_or_default(), best.contains(&format!("{m}@{k}")))).collect();
+        let ss: Vec<String> = summary.iter().map(|(v, k, a, sd, t, dv)| format!("{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}", serde_json::to_string(&v.name).unwrap_or_default(), best(v, *k, *a))).collect();
         println!(
             "{{\"data\":{},\"backbone\":\"{}\",\"depth\":\"{}\",\"test_images\":{},\"runs\":[{}],\"summary\":[{}]}}",
             serde_json::to_string(&dir.display().to_string()).unwrap_or_default(),
@@ -167,8 +157,8 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
         );
     } else {
         println!("{:<24} {:>6} {:>16} {:>10}", "method", "shots", "accuracy %", "seconds");
-        for (m, k, a, sd, t, dv) in &summary {
-            let mark = if best.contains(&format!("{m}@{k}")) { "  (best lr)" } else { "" };
+        for (v, k, a, sd, t, dv) in &summary {
+            let (m, mark) = (&v.name, if best(v, *k, *a) { "  (best lr)" } else { "" });
             let dv = if *dv > 0 { format!("  ({dv} diverged, scored at chance)") } else { String::new() };
             println!("{m:<24} {k:>6} {:>9.2} ± {:<5.2} {t:>10.1}{mark}{dv}", 100.0 * a, 100.0 * sd);
         }

@@ -147,11 +147,9 @@ pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, kfac: O
         ForgetTol::Share(t) => t,
         ForgetTol::Model { cg_tol } => {
             // Training's remainder ‖∇L(Δ*)‖ against the share ‖g‖, both relative to ‖∇L(0)‖.
-            let (b, _) = prob.rhs(gpu).await?;
-            let (grad, _) = prob.gradient(gpu, delta).await?;
-            let (bb, rr, gg) = (ParamSet::dot(gpu, &b, &b).await?, ParamSet::dot(gpu, &grad, &grad).await?, ParamSet::dot(gpu, &g, &g).await?);
-            let remainder = (rr / bb).sqrt().max(cg_tol);
-            let share = (gg / bb).sqrt();
+            let (rest, b) = prob.gradient_norms(gpu, delta).await?;
+            let remainder = (rest / b).max(cg_tol);
+            let share = ParamSet::dot(gpu, &g, &g).await?.sqrt() / b;
             if share > 0.0 { (FORGET_SHARE_OF_REMAINDER * remainder / share).min(FORGET_SHARE_MAX) } else { FORGET_SHARE_MAX }
         }
     };

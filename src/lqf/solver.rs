@@ -273,6 +273,13 @@ impl<'a> Problem<'a> {
         Ok((g, sq / (2.0 * n) + 0.5 * self.lambda as f64 * reg))
     }
 
+    /// (‖∇L(x)‖, ‖∇L(0)‖): their ratio is the relative residual the solvers report (two passes).
+    pub async fn gradient_norms(&self, gpu: &Gpu, x: &ParamSet) -> Result<(f64, f64)> {
+        let (g, _) = self.gradient(gpu, x).await?;
+        let (b, _) = self.rhs(gpu).await?;
+        Ok((ParamSet::dot(gpu, &g, &g).await?.sqrt(), ParamSet::dot(gpu, &b, &b).await?.sqrt()))
+    }
+
     /// H·v = (1/N) Σ Jᵀ(J v) + λ v.
     pub fn hvp(&self, gpu: &Gpu, v: &ParamSet) -> Result<ParamSet> {
         let jtj = self.zeros(gpu)?;
