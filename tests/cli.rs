@@ -217,6 +217,16 @@ fn fewshot_table_as_json() {
 }
 
 #[test]
+fn fewshot_refuses_bad_learning_rates_before_any_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/samples/eurosat");
+    for lrs in ["--lrs=0.01,0", "--lrs=-1", "--lrs=NaN"] {
+        let (code, out, err) = lqf(&["fewshot", "--data", root.to_str().unwrap(), "--methods", "finetune", lrs]);
+        assert_ne!(code, 0, "{lrs} accepted");
+        assert!(out.is_empty() && err.contains("--lrs") && !err.contains("features of"), "{lrs}: {err}");
+    }
+}
+
+#[test]
 fn explain_and_forget_a_training_image() {
     let data = folder("ex-train", "train", &CLASSES, 4);
     let model = tmp("ex.lqf");

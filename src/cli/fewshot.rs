@@ -62,6 +62,9 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
     let Table { dir, shots, seeds, test_per_class, json, .. } = *t;
     let methods: Vec<_> = t.methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>()?;
+    if let Some(bad) = t.lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
+        return Err(format!("--lrs: every learning rate must be a positive number, got {bad}"));
+    }
     let base = opts.settings(lqf::lqf::train::Method::Lqf)?;
     if base.depth == train::Depth::Probe && methods.iter().any(|m| matches!(m, train::Method::Lqf | train::Method::Finetune)) {
         return Err("--depth probe leaves nothing for lqf or finetune to train".into());
