@@ -1,9 +1,14 @@
 //! Diagnostic: how well K-FAC's scale matches the curvature, per parameter tensor. For a random
 //! v on one tensor, u = M⁻¹v and ρ = uᵀHu / uᵀv: 1 where M = H on that tensor, ≫ 1 where M⁻¹
 //! takes steps that are too long (SGD diverges), a spread across tensors slows CG.
-//!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA]
+//! Both ways of treating convolution positions (expand, reduce) are measured on the same
+//! problem (the 50 bundled EuroSAT photos), with the K-FAC-preconditioned CG iterations each
+//! needs to relative residuals of 1e-2 and 1e-3, and the iterations forgetting image 0 then
+//! needs to cut its share of the gradient tenfold (`ForgetTol::Share(0.1)`, cap 100).
+//!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA] [expand|reduce|expand,reduce] [cg]
+//! (`cg`: skip the per-tensor table and the power iteration.)
 use lqf::data::{self, ImageFolder};
-use lqf::lqf::kfac::Kfac;
+use lqf::lqf::kfac::{Estimate, Kfac, Positions};
 use lqf::lqf::{train, ParamSet, Problem};
 use lqf::model::Backbone;
 use lqf::rng::Rng;
@@ -24,34 +29,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let w: Vec<f32> = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect();
     let theta0 = train::theta0(&gpu, &split, &w, &vec![0.0; classes])?;
     let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &f.z, &f.labels, 32, 5.0, lambda))?;
-    let k = pollster::block_on(Kfac::new(&gpu, &prob, lambda))?;
     let lens = split.net.param_lens();
     println!("depth {depth}, λ {lambda:e}, {} images: ρ = uᵀHu/uᵀv with u = M⁻¹v, v random on one tensor", prob.len());
-    for t in 0..=lens.len() {
-        // t == lens.len(): v random on every tensor.
-        let host: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &l)| if t == lens.len() || i == t { rng.vec_f32(l) } else { vec![0.0; l] }).collect();
-        let v = ParamSet::upload(&gpu, &host)?;
-        let u = ParamSet::zeros(&gpu, &lens)?;
-        gpu.run(|rec| k.apply(rec, &v, &u))?;
-        let hu = prob.hvp(&gpu, &u)?;
-        let (uhu, uv) = (pollster::block_on(ParamSet::dot(&gpu, &u, &hu))?, pollster::block_on(ParamSet::dot(&gpu, &u, &v))?);
-        let name = if t == lens.len() { "all".to_string() } else { format!("tensor {t} ({} values)", lens[t]) };
-        println!("{name:<28} ρ = {:.3e}", uhu / uv);
+    let modes: Vec<Positions> = match args.get(3).map(String::as_str) {
+        Some(list) => list
+            .split(',')
+            .map(|m| match m {
+                "reduce" => Positions::Reduce,
+                _ => Positions::Expand,
+            })
+            .collect(),
+        None => vec![Positions::Expand, Positions::Reduce],
+    };
+    // A fourth argument `cg`: only the CG iteration counts.
+    let cg_only = args.get(4).is_some_and(|a| a == "cg");
+    for positions in modes {
+        println!("-- positions: {positions:?}");
+        let k = pollster::block_on(Kfac::estimated(&gpu, &prob, lambda, Estimate { positions, ..Default::default() }))?;
+        for t in 0..if cg_only { 0 } else { lens.len() + 1 } {
+            // t == lens.len(): v random on every tensor.
+            let host: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &l)| if t == lens.len() || i == t { rng.vec_f32(l) } else { vec![0.0; l] }).collect();
+            let v = ParamSet::upload(&gpu, &host)?;
+            let u = ParamSet::zeros(&gpu, &lens)?;
+            gpu.run(|rec| k.apply(rec, &v, &u))?;
+            let hu = prob.hvp(&gpu, &u)?;
+            let (uhu, uv) = (pollster::block_on(ParamSet::dot(&gpu, &u, &hu))?, pollster::block_on(ParamSet::dot(&gpu, &u, &v))?);
+            let name = if t == lens.len() { "all".to_string() } else { format!("tensor {t} ({} values)", lens[t]) };
+            println!("{name:<28} ρ = {:.3e}", uhu / uv);
+        }
+        // The largest eigenvalue of M⁻¹H by power iteration (what bounds SGD's stable step:
+        // η·λ_max < 2(1 + μ)), and where its eigenvector lives.
+        let mut x = ParamSet::upload(&gpu, &lens.iter().map(|&l| rng.vec_f32(l)).collect::<Vec<_>>())?;
+        let mut est = 0.0;
+        for _ in 0..if cg_only { 0 } else { 20 } {
+            let hx = prob.hvp(&gpu, &x)?;
+            let y = ParamSet::zeros(&gpu, &lens)?;
+            gpu.run(|rec| k.apply(rec, &hx, &y))?;
+            let (yy, xx) = (pollster::block_on(ParamSet::dot(&gpu, &y, &y))?, pollster::block_on(ParamSet::dot(&gpu, &x, &x))?);
+            est = (yy / xx).sqrt();
+            let host: Vec<Vec<f32>> = pollster::block_on(y.read(&gpu))?.into_iter().map(|t| t.iter().map(|v| (*v as f64 / yy.sqrt()) as f32).collect()).collect();
+            x = ParamSet::upload(&gpu, &host)?;
+        }
+        let share: Vec<String> = pollster::block_on(x.read(&gpu))?.iter().enumerate().map(|(i, t)| format!("{i}:{:.2}", t.iter().map(|v| (*v as f64).powi(2)).sum::<f64>())).collect();
+        println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
+        let (delta, history) = pollster::block_on(prob.solve_cg(&gpu, None, Some(&k), 1e-3, 100, |_| {}))?;
+        let to = |t: f64| history.iter().position(|s| s.relative_residual <= t).map_or("-".to_string(), |i| (i + 1).to_string());
+        println!("K-FAC CG to a relative residual of 1e-2: {}, 1e-3: {} iterations (cap 100)", to(1e-2), to(1e-3));
+        // Forgetting image 0 from that optimum: its share of the gradient to a tenth.
+        let f = pollster::block_on(lqf::lqf::influence::forget(&gpu, &prob, &delta, Some(&k), 0, lqf::lqf::influence::ForgetTol::Share(0.1), 100))?;
+        println!("forgetting image 0 (share to 0.1): {} iterations", f.steps.len());
     }
-    // The largest eigenvalue of M⁻¹H by power iteration (what bounds SGD's stable step:
-    // η·λ_max < 2(1 + μ)), and where its eigenvector lives.
-    let mut x = ParamSet::upload(&gpu, &lens.iter().map(|&l| rng.vec_f32(l)).collect::<Vec<_>>())?;
-    let mut est = 0.0;
-    for _ in 0..30 {
-        let hx = prob.hvp(&gpu, &x)?;
-        let y = ParamSet::zeros(&gpu, &lens)?;
-        gpu.run(|rec| k.apply(rec, &hx, &y))?;
-        let (yy, xx) = (pollster::block_on(ParamSet::dot(&gpu, &y, &y))?, pollster::block_on(ParamSet::dot(&gpu, &x, &x))?);
-        est = (yy / xx).sqrt();
-        let host: Vec<Vec<f32>> = pollster::block_on(y.read(&gpu))?.into_iter().map(|t| t.iter().map(|v| (*v as f64 / yy.sqrt()) as f32).collect()).collect();
-        x = ParamSet::upload(&gpu, &host)?;
-    }
-    let share: Vec<String> = pollster::block_on(x.read(&gpu))?.iter().enumerate().map(|(i, t)| format!("{i}:{:.2}", t.iter().map(|v| (*v as f64).powi(2)).sum::<f64>())).collect();
-    println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
     Ok(())
 }

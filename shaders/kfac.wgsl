@@ -1,15 +1,17 @@
 // K-FAC for depthwise convolutions: one small Kronecker block per channel. For channel c with
 // k×k taps, ā is the k² patch values of that channel (zero outside the image) with a 1 appended
 // (d = k² + 1), and g its scalar output gradient:
-//   A_c = mean over images and positions of ā āᵀ     (depthwise_patch_stats)
+//   A_c = mean over images and positions of ā āᵀ     (depthwise_patch_stats, mode 0: expand)
 //   G_c = (1/N) Σ_images Σ_classes Σ_positions g²     (col_sumsq)
+// or, summing over positions before the outer product (mode 1: reduce, see src/lqf/kfac.rs),
+//   A_c = (1/N) Σ_images m mᵀ with m the mean patch of the image, G_c from the pooled gradient.
 // and the preconditioner multiplies channel c's [taps; bias] gradient by A_c⁻¹ / G_c
 // (depthwise_precondition, with the damped inverses computed on the host).
 
 struct Conv {
     batch: u32, in_h: u32, in_w: u32, channels: u32,
     kh: u32, kw: u32, stride: u32, out_h: u32,
-    out_w: u32, pad_top: u32, pad_left: u32, _p0: u32,
+    out_w: u32, pad_top: u32, pad_left: u32, mode: u32,
     alpha: f32, beta: f32, _p1: u32, _p2: u32,
 }
 
@@ -33,7 +35,8 @@ fn patch_value(n: u32, oy: u32, ox: u32, c: u32, t: u32) -> f32 {
     return px[((n * pp.in_h + u32(iy)) * pp.in_w + u32(ix)) * pp.channels + c];
 }
 
-// acc[c, t1, t2] = alpha·Σ_(n,oy,ox) ā[t1]·ā[t2] + beta·acc[c, t1, t2]
+// mode 0: acc[c, t1, t2] = alpha·Σ_(n,oy,ox) ā[t1]·ā[t2] + beta·acc[c, t1, t2]
+// mode 1: acc[c, t1, t2] = alpha·Σ_n (Σ_(oy,ox) ā[t1])·(Σ_(oy,ox) ā[t2]) + beta·acc[c, t1, t2]
 @compute @workgroup_size(64, 1, 1)
 fn depthwise_patch_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -42,14 +45,23 @@ fn depthwise_patch_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let t2 = id % d;
     let t1 = (id / d) % d;
     let c = id / (d * d);
-    var s = 0.0;
+    var expand = 0.0;
+    var reduce = 0.0;
     for (var n = 0u; n < pp.batch; n++) {
+        var s1 = 0.0;
+        var s2 = 0.0;
         for (var oy = 0u; oy < pp.out_h; oy++) {
             for (var ox = 0u; ox < pp.out_w; ox++) {
-                s = fma(patch_value(n, oy, ox, c, t1), patch_value(n, oy, ox, c, t2), s);
+                let p1 = patch_value(n, oy, ox, c, t1);
+                let p2 = patch_value(n, oy, ox, c, t2);
+                expand = fma(p1, p2, expand);
+                s1 += p1;
+                s2 += p2;
             }
         }
+        reduce = fma(s1, s2, reduce);
     }
+    let s = select(expand, reduce, pp.mode == 1u);
     var v = pp.alpha * s;
     if (pp.beta != 0.0) { v += pp.beta * pacc[id]; }
     pacc[id] = v;

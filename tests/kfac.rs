@@ -6,7 +6,7 @@ mod common;
 use common::{block, f64s, gpu};
 use lqf::cpu;
 use lqf::gpu::kernels::gemm::Gemm;
-use lqf::lqf::kfac::{self, factor_dims};
+use lqf::lqf::kfac::{self, Block, Positions};
 use lqf::lqf::{reference, LinBlock, LinearizedNet, ParamSet, Problem};
 use lqf::model::arch::ConvDef;
 use lqf::model::backbone::Hwc;
@@ -53,23 +53,50 @@ fn kron(a: &[f32], g: &[f32], din: usize, dout: usize) -> Vec<f64> {
     out
 }
 
-fn check_equal(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize) {
+/// max over layers of max |K-FAC − GGN| / max |GGN| on each layer's block (on a depthwise
+/// layer, the per-channel blocks K-FAC models).
+fn kfac_error(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize, estimate: kfac::Estimate) -> f64 {
     let g = gpu();
     let tth = ParamSet::upload(g, th).unwrap();
     let prob = block(Problem::new(g, net, &tth, z, labels, batch, 1.0, 0.0)).unwrap();
-    let f = block(kfac::statistics(g, &prob)).unwrap();
+    let f = block(kfac::statistics_with(g, &prob, estimate)).unwrap();
     let lens = net.param_lens();
     let mut off = 0;
+    let mut worst = 0.0f64;
     for pair in 0..=net.convs.len() {
-        let len = lens[2 * pair] + lens[2 * pair + 1];
-        let (din, dout) = factor_dims(net, pair).expect("every layer here is covered");
-        let got = kron(f.a[pair].as_ref().unwrap(), f.g[pair].as_ref().unwrap(), din, dout);
+        let (wl, bl) = (lens[2 * pair], lens[2 * pair + 1]);
+        let len = wl + bl;
         let want = ggn_block(net, th, z, labels.len(), off, len);
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
-        assert!(err < KFAC_REL, "layer {pair}: max |A⊗G − GGN| / max |GGN| = {err:.2e}");
+        let (a, gf) = (f.a[pair].as_ref().unwrap(), f.g[pair].as_ref().unwrap());
+        let err = match kfac::factor_block(net, pair).expect("every layer here is covered") {
+            Block::Dense { din, dout } => kron(a, gf, din, dout).iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())),
+            Block::Depthwise { spec, d } => {
+                let channels = spec.cout;
+                let index = |c: usize, t: usize| if t + 1 < d { t * channels + c } else { wl + c };
+                let mut e = 0.0f64;
+                for c in 0..channels {
+                    for i in 0..d {
+                        for j in 0..d {
+                            let got = a[(c * d + i) * d + j] as f64 * gf[c] as f64;
+                            e = e.max((got - want[index(c, i) * len + index(c, j)]).abs());
+                        }
+                    }
+                }
+                e
+            }
+        } / scale;
+        eprintln!("{:?}, layer {pair}: max |K-FAC − GGN| / max |GGN| = {err:.2e}", estimate.positions);
+        worst = worst.max(err);
         off += len;
     }
+    worst
+}
+
+/// With one output position per layer, both ways of estimating agree with the GGN.
+fn check_equal(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize) {
+    let err = [Positions::Expand, Positions::Reduce].map(|positions| kfac_error(net, th, z, labels, batch, kfac::Estimate { positions, ..Default::default() })).into_iter().fold(0.0, f64::max);
+    assert!(err < KFAC_REL, "max |A⊗G − GGN| / max |GGN| = {err:.2e}");
 }
 
 #[test]
@@ -102,6 +129,31 @@ fn linear_network_kfac_equals_the_block_diagonal_gauss_newton() {
     check_equal(&net, &th, &z, &labels, n);
 }
 
+/// With several output positions pooled at the end, a linear network's output gradient is the
+/// same at every position, so K-FAC-reduce (positions summed per image) is the exact GGN block
+/// for every 1×1 layer and for a padded depthwise layer; expand (positions as samples) is not.
+#[test]
+fn reduce_kfac_is_exact_when_positions_are_pooled() {
+    let dw = ConvDef { weight: String::new(), bn: String::new(), cin: 5, cout: 5, k: 3, stride: 1, groups: 5, padding: Padding::Symmetric(1, 1), eps: 0.0, act: false };
+    let net = LinearizedNet {
+        convs: vec![dw, pw(5, 4)],
+        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
+        input: Hwc { h: 4, w: 3, c: 5 },
+        features: 4,
+        classes: 3,
+        alpha: 0.0,
+    };
+    let mut rng = Rng::new(57);
+    let th: Vec<Vec<f32>> = net.param_lens().iter().map(|&n| rng.vec_f32(n)).collect();
+    let n = 7;
+    let z = rng.vec_f32(n * net.input.len());
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let reduce = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Reduce, ..Default::default() });
+    let expand = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Expand, ..Default::default() });
+    assert!(reduce < KFAC_REL, "reduce: {reduce:.2e}");
+    assert!(expand > 0.1, "expand should miss the positions' correlation here: {expand:.2e}");
+}
+
 /// Where K-FAC is exact (a lone classifier), preconditioned CG needs only a few iterations even
 /// when the problem is badly conditioned, while plain CG needs many.
 #[test]
@@ -128,7 +180,6 @@ fn exact_kfac_makes_cg_converge_at_once() {
 /// channel's diagonal block of the Gauss-Newton matrix is exactly A_c·G_c.
 #[test]
 fn depthwise_kfac_blocks_equal_the_gauss_newton_channel_blocks() {
-    let g = gpu();
     let dw = ConvDef { weight: String::new(), bn: String::new(), cin: 4, cout: 4, k: 3, stride: 1, groups: 4, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false };
     let net = LinearizedNet { convs: vec![dw], blocks: vec![LinBlock { residual: false, convs: vec![0] }], input: Hwc { h: 3, w: 3, c: 4 }, features: 4, classes: 3, alpha: 0.0 };
     let mut rng = Rng::new(54);
@@ -136,25 +187,7 @@ fn depthwise_kfac_blocks_equal_the_gauss_newton_channel_blocks() {
     let n = 8;
     let z = rng.vec_f32(n * net.input.len());
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
-    let tth = ParamSet::upload(g, &th).unwrap();
-    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 5, 1.0, 0.0)).unwrap();
-    let f = block(kfac::statistics(g, &prob)).unwrap();
-    let (a, gs) = (f.a[0].as_ref().unwrap(), f.g[0].as_ref().unwrap());
-    let (channels, d) = (4, 10);
-    let lens = net.param_lens();
-    let ggn = ggn_block(&net, &th, &z, n, 0, lens[0] + lens[1]);
-    let p = lens[0] + lens[1];
-    let index = |c: usize, t: usize| if t < 9 { t * channels + c } else { lens[0] + c };
-    let scale = ggn.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for c in 0..channels {
-        for i in 0..d {
-            for j in 0..d {
-                let want = ggn[index(c, i) * p + index(c, j)];
-                let got = a[(c * d + i) * d + j] as f64 * gs[c] as f64;
-                assert!((got - want).abs() / scale < KFAC_REL, "channel {c} ({i},{j}): {got} vs {want}");
-            }
-        }
-    }
+    check_equal(&net, &th, &z, &labels, 5);
 }
 
 #[test]
@@ -168,7 +201,9 @@ fn kfac_kernels_match_their_references() {
     ] {
         let d = s.kh * s.kw + 1;
         let x = rng.vec_f32(s.input_len());
-        let (tx, acc) = (g.upload(&x).unwrap(), g.upload(&vec![1.0; s.cout * d * d]).unwrap());
+        let tx = g.upload(&x).unwrap();
+        let modes = [k::Positions::Expand, k::Positions::Reduce];
+        let accs: Vec<_> = modes.iter().map(|_| g.upload(&vec![1.0; s.cout * d * d]).unwrap()).collect();
         let rows = 13;
         let y = rng.vec_f32(rows * s.cout);
         let (ty, sq) = (g.upload(&y).unwrap(), g.zeros(s.cout).unwrap());
@@ -178,7 +213,9 @@ fn kfac_kernels_match_their_references() {
         let (tgw, tgb, ta, tg) = (g.upload(&gw).unwrap(), g.upload(&gb).unwrap(), g.upload(&ainv).unwrap(), g.upload(&ginv).unwrap());
         let (ow, ob) = (g.zeros(s.weight_len()).unwrap(), g.zeros(s.cout).unwrap());
         g.run(|rec| {
-            k::depthwise_patch_stats(rec, &s, &tx, &acc, 0.5, 1.0)?;
+            for (mode, acc) in modes.iter().zip(&accs) {
+                k::depthwise_patch_stats(rec, &s, &tx, acc, 0.5, 1.0, *mode)?;
+            }
             k::col_sumsq(rec, &ty, rows, s.cout, &sq, 2.0, 0.0)?;
             k::depthwise_precondition(rec, &s, &tgw, &tgb, &ta, &tg, &ow, &ob)
         })
@@ -188,8 +225,10 @@ fn kfac_kernels_match_their_references() {
                 assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()) * d as f64, "{what}: {a} vs {b}");
             }
         };
-        let stats: Vec<f64> = cpu::kfac::depthwise_patch_stats(&s, &f64s(&x)).iter().map(|v| 0.5 * v + 1.0).collect();
-        close(block(g.read(&acc)).unwrap(), stats, "depthwise_patch_stats");
+        for (mode, acc) in modes.iter().zip(&accs) {
+            let stats: Vec<f64> = cpu::kfac::depthwise_patch_stats(&s, &f64s(&x), *mode).iter().map(|v| 0.5 * v + 1.0).collect();
+            close(block(g.read(acc)).unwrap(), stats, &format!("depthwise_patch_stats {mode:?}"));
+        }
         close(block(g.read(&sq)).unwrap(), cpu::kfac::col_sumsq(&f64s(&y), s.cout).iter().map(|v| 2.0 * v).collect(), "col_sumsq");
         let (rw, rb) = cpu::kfac::depthwise_precondition(s.kh * s.kw, s.cout, &f64s(&gw), &f64s(&gb), &f64s(&ainv), &f64s(&ginv));
         close(block(g.read(&ow)).unwrap(), rw, "depthwise_precondition weights");
@@ -215,7 +254,7 @@ fn monte_carlo_kfac_is_unbiased() {
     let draws = 300;
     let mut mean: Vec<Vec<f64>> = exact.g.iter().map(|v| vec![0.0; v.as_ref().unwrap().len()]).collect();
     for seed in 0..draws {
-        let f = block(kfac::statistics_with(g, &prob, kfac::Sampling::MonteCarlo { seed })).unwrap();
+        let f = block(kfac::statistics_with(g, &prob, kfac::Estimate { sampling: kfac::Sampling::MonteCarlo { seed }, ..Default::default() })).unwrap();
         assert_eq!(f.a, exact.a, "A does not depend on the sampling");
         for (m, v) in mean.iter_mut().zip(&f.g) {
             m.iter_mut().zip(v.as_ref().unwrap()).for_each(|(m, x)| *m += *x as f64 / draws as f64);

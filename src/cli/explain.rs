@@ -76,7 +76,7 @@ impl Training {
     /// iterations, or by the K-FAC inverse alone when `cg` is 0.
     pub fn explain_all(&self, gpu: &Gpu, m: &Trained, xs: &[f32], classes: &[usize], k: usize, cg: usize) -> Result<Vec<Why>, String> {
         let prob = self.problem(gpu, m)?;
-        let kfac = pollster::block_on(Kfac::new(gpu, &prob, m.settings.lambda)).map_err(s)?;
+        let kfac = pollster::block_on(Kfac::estimated(gpu, &prob, m.settings.lambda, m.settings.kfac_estimate())).map_err(s)?;
         let inverse = if cg == 0 { InverseHessian::Kfac } else { InverseHessian::Cg { tol: 1e-2, max_iter: cg } };
         let per = m.split.net.input.len();
         let mut out = Vec::new();
@@ -107,7 +107,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     // The page keeps the K-FAC inverse from training; a model file does not, so it is
     // computed again here (timed apart: it is the same cost retraining pays).
     let t = Instant::now();
-    let kfac = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, &prob, st.lambda)).map_err(s)?) } else { None };
+    let kfac = if st.kfac { Some(pollster::block_on(Kfac::estimated(&gpu, &prob, st.lambda, st.kfac_estimate())).map_err(s)?) } else { None };
     let kfac_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, kfac.as_ref(), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
@@ -126,7 +126,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
         // iteration cap), and compare how close each is to the new optimum.
         let t = Instant::now();
         let scratch = &forgot.problem;
-        let kfac2 = if st.kfac { Some(pollster::block_on(Kfac::new(&gpu, scratch, st.lambda)).map_err(s)?) } else { None };
+        let kfac2 = if st.kfac { Some(pollster::block_on(Kfac::estimated(&gpu, scratch, st.lambda, st.kfac_estimate())).map_err(s)?) } else { None };
         let (fresh, cold) = pollster::block_on(scratch.solve_cg(&gpu, None, kfac2.as_ref(), st.cg_tol, st.max_iter, |_| {})).map_err(s)?;
         let secs2 = t.elapsed().as_secs_f64();
         let fresh_values = pollster::block_on(fresh.read(&gpu)).map_err(s)?;

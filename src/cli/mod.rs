@@ -214,6 +214,10 @@ struct TrainOpts {
     /// one per class (unbiased; for many classes).
     #[arg(long)]
     kfac_monte_carlo: bool,
+    /// K-FAC's convolution factors: expand (positions as independent samples, default) or
+    /// reduce (positions summed per image).
+    #[arg(long, default_value = "expand")]
+    kfac_positions: String,
     /// Precondition with K-FAC (true/false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     kfac: bool,
@@ -294,7 +298,12 @@ impl TrainOpts {
             return Err("--batch must be at least 1".into());
         }
         let kfac_sampling = if self.kfac_monte_carlo { lqf::lqf::kfac::Sampling::MonteCarlo { seed: self.init_seed } } else { lqf::lqf::kfac::Sampling::Exact };
-        let mut s = Settings { method, depth, alpha: self.alpha, kappa: self.target_scale, lambda, lambda_path, init, batch: self.batch, kfac: self.kfac, kfac_sampling, solver, cg_tol: self.tol, max_iter: self.iterations, ..Default::default() };
+        let kfac_positions = match self.kfac_positions.as_str() {
+            "reduce" => lqf::lqf::kfac::Positions::Reduce,
+            "expand" => lqf::lqf::kfac::Positions::Expand,
+            p => return Err(format!("--kfac-positions {p:?}: reduce or expand")),
+        };
+        let mut s = Settings { method, depth, alpha: self.alpha, kappa: self.target_scale, lambda, lambda_path, init, batch: self.batch, kfac: self.kfac, kfac_sampling, kfac_positions, solver, cg_tol: self.tol, max_iter: self.iterations, ..Default::default() };
         let ft = Finetune::default();
         s.finetune = Finetune { lr: self.lr.unwrap_or(ft.lr), momentum: self.momentum.unwrap_or(ft.momentum), epochs: self.epochs.unwrap_or(ft.epochs), ..ft };
         let sgd = s.sgd;

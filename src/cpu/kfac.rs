@@ -1,15 +1,19 @@
 //! References for `shaders/kfac.wgsl`.
 use super::Real;
+use crate::gpu::kernels::kfac::Positions;
 use crate::ops::ConvSpec;
 
-/// `[C, d, d]`: Σ over images and output positions of ā āᵀ per channel (d = k² + 1, ā ends in 1).
-pub fn depthwise_patch_stats<T: Real>(s: &ConvSpec, x: &[T]) -> Vec<T> {
+/// `[C, d, d]` per channel (d = k² + 1, ā ends in 1): Σ over images and output positions of
+/// ā āᵀ (`Expand`), or Σ over images of (Σ_positions ā)(Σ_positions ā)ᵀ (`Reduce`).
+pub fn depthwise_patch_stats<T: Real>(s: &ConvSpec, x: &[T], positions: Positions) -> Vec<T> {
     let g = s.validate().expect("valid spec");
     let (kk, c) = (s.kh * s.kw, s.cout);
     let d = kk + 1;
     let mut acc = vec![T::ZERO; c * d * d];
     let mut patch = vec![T::ZERO; d];
     for n in 0..s.batch {
+        // Reduce: the patches of image n summed over its positions, per channel.
+        let mut sums = vec![T::ZERO; c * d];
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
                 for ch in 0..c {
@@ -26,10 +30,29 @@ pub fn depthwise_patch_stats<T: Real>(s: &ConvSpec, x: &[T]) -> Vec<T> {
                             }
                         };
                     }
-                    for i in 0..d {
-                        for j in 0..d {
-                            acc[(ch * d + i) * d + j] += patch[i] * patch[j];
+                    match positions {
+                        Positions::Expand => {
+                            for i in 0..d {
+                                for j in 0..d {
+                                    acc[(ch * d + i) * d + j] += patch[i] * patch[j];
+                                }
+                            }
                         }
+                        Positions::Reduce => {
+                            for (sum, p) in sums[ch * d..(ch + 1) * d].iter_mut().zip(&patch) {
+                                *sum += *p;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if positions == Positions::Reduce {
+            for ch in 0..c {
+                let m = &sums[ch * d..(ch + 1) * d];
+                for i in 0..d {
+                    for j in 0..d {
+                        acc[(ch * d + i) * d + j] += m[i] * m[j];
                     }
                 }
             }

@@ -106,6 +106,9 @@ pub struct Settings {
     /// Exact K-FAC statistics, or the Monte-Carlo estimate (for many classes).
     #[serde(default)]
     pub kfac_sampling: kfac::Sampling,
+    /// How K-FAC's convolution factors treat output positions (as samples by default).
+    #[serde(default)]
+    pub kfac_positions: kfac::Positions,
     #[serde(default)]
     pub solver: SolverKind,
     /// Conjugate gradient stops at this relative residual (SGD at this relative gradient norm)…
@@ -119,6 +122,12 @@ pub struct Settings {
     /// Iterations of the logistic probe (as an initialisation or a method).
     #[serde(default = "default_logistic_iterations")]
     pub logistic_iterations: usize,
+}
+
+impl Settings {
+    pub fn kfac_estimate(&self) -> kfac::Estimate {
+        kfac::Estimate { sampling: self.kfac_sampling, positions: self.kfac_positions }
+    }
 }
 
 fn default_logistic_iterations() -> usize {
@@ -138,6 +147,7 @@ impl Default for Settings {
             batch: 32,
             kfac: true,
             kfac_sampling: kfac::Sampling::Exact,
+            kfac_positions: kfac::Positions::Expand,
             solver: SolverKind::Cg,
             cg_tol: 1e-3,
             max_iter: 100,
@@ -389,7 +399,7 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
     path.sort_by(|a, b| b.total_cmp(a));
     let mut prob = Problem::new(gpu, &split.net, &theta0, &ztr, &ltr, s.batch, s.kappa, path[0]).await?;
     let held = Problem::new(gpu, &split.net, &theta0, &zho, &lho, s.batch, s.kappa, path[0]).await?;
-    let factors = if s.kfac { Some(kfac::statistics_with(gpu, &prob, s.kfac_sampling).await?) } else { None };
+    let factors = if s.kfac { Some(kfac::statistics_with(gpu, &prob, s.kfac_estimate()).await?) } else { None };
     let mut x: Option<ParamSet> = None;
     let mut scores = Vec::new();
     for (i, &lambda) in path.iter().enumerate() {
@@ -436,7 +446,7 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
             let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
             let kfac = if s.kfac && s.max_iter > 0 {
                 progress(Progress::new(Phase::Curvature, 0, 1));
-                let k = Kfac::with_sampling(gpu, &prob, s.lambda, s.kfac_sampling).await?;
+                let k = Kfac::estimated(gpu, &prob, s.lambda, s.kfac_estimate()).await?;
                 progress(Progress::new(Phase::Curvature, 1, 1));
                 Some(k)
             } else {

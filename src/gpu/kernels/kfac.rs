@@ -7,10 +7,26 @@ use crate::ops::ConvSpec;
 /// Largest per-channel block the preconditioner kernel holds (7×7 taps + bias).
 pub const MAX_BLOCK: usize = 50;
 
-fn params(s: &ConvSpec, rows: usize, alpha: f32, beta: f32) -> Result<Vec<u8>> {
+/// How statistics treat a convolution's output positions, which share its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// Each position is a sample: Σ_positions ā āᵀ ("K-FAC-expand", Grosse & Martens 2016).
+    #[default]
+    Expand,
+    /// Each image is one sample, its positions summed first: (Σ ā)(Σ ā)ᵀ ("K-FAC-reduce",
+    /// Eschenhagen et al. 2023), exact when the positions are pooled linearly downstream.
+    Reduce,
+}
+
+fn params(s: &ConvSpec, rows: usize, alpha: f32, beta: f32, positions: Positions) -> Result<Vec<u8>> {
     let g = s.validate()?;
     let u = |x: usize| x as u32;
-    let mut p = words(&[u(rows), u(s.in_h), u(s.in_w), u(s.cout), u(s.kh), u(s.kw), u(s.stride), u(g.out_h), u(g.out_w), u(g.pad_top), u(g.pad_left), 0]);
+    let mode = match positions {
+        Positions::Expand => 0,
+        Positions::Reduce => 1,
+    };
+    let mut p = words(&[u(rows), u(s.in_h), u(s.in_w), u(s.cout), u(s.kh), u(s.kw), u(s.stride), u(g.out_h), u(g.out_w), u(g.pad_top), u(g.pad_left), mode]);
     p.extend(words(&[alpha.to_bits(), beta.to_bits()]));
     Ok(p)
 }
@@ -22,12 +38,14 @@ fn depthwise(s: &ConvSpec) -> Result<usize> {
     Ok(s.kh * s.kw + 1)
 }
 
-/// `acc[c] = alpha·Σ_(images, positions) ā āᵀ + beta·acc[c]` per channel, `[C, d, d]`, d = k² + 1.
-pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, acc: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+/// `acc[c] = alpha·Σ_(images, positions) ā āᵀ + beta·acc[c]` per channel, `[C, d, d]`, d = k² + 1
+/// (`Expand`), or `alpha·Σ_images (Σ_positions ā)(Σ_positions ā)ᵀ + beta·acc[c]` (`Reduce`).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, acc: &Tensor, alpha: f32, beta: f32, positions: Positions) -> Result<()> {
     let d = depthwise(s)?;
     check_len("depthwise_patch_stats x", x, s.input_len())?;
     check_len("depthwise_patch_stats acc", acc, s.cout * d * d)?;
-    let p = params(s, s.batch, alpha, beta)?;
+    let p = params(s, s.batch, alpha, beta, positions)?;
     rec.dispatch(pipeline::KFAC, "depthwise_patch_stats", &[], &[x, acc], &p, groups_1d(s.cout * d * d, 64));
     Ok(())
 }
@@ -49,7 +67,7 @@ pub fn depthwise_precondition(rec: &mut Recorder<'_>, s: &ConvSpec, gw: &Tensor,
     for (what, t, n) in [("gw", gw, s.weight_len()), ("gb", gb, s.cout), ("a_inv", a_inv, s.cout * d * d), ("g_inv", g_inv, s.cout), ("ow", ow, s.weight_len()), ("ob", ob, s.cout)] {
         check_len(what, t, n)?;
     }
-    let p = params(s, s.batch, 1.0, 0.0)?;
+    let p = params(s, s.batch, 1.0, 0.0, Positions::Expand)?;
     rec.dispatch(pipeline::KFAC, "depthwise_precondition", &[], &[gw, gb, a_inv, g_inv, ow, ob], &p, groups_1d(s.cout, 64));
     Ok(())
 }
