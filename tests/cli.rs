@@ -152,6 +152,7 @@ fn bad_training_data_is_refused_without_output() {
     let small = folder("small", "train", &CLASSES, 3);
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--shots", "5"], "fewer than the 5 shots");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--weight-decay=-1"], "non-negative");
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--kfac-positions", "sideways"], "reduce or expand");
     let diverging = ["train", "--data", small.to_str().unwrap(), "--out", m, "--depth", "1", "--solver", "sgd", "--lr", "1000", "--momentum", "0.9", "--epochs", "5", "--kfac", "false"];
     check(&diverging, "diverged");
 }
