@@ -4,7 +4,8 @@
 //! Both ways of treating convolution positions (expand, reduce) are measured on the same
 //! problem (the 50 bundled EuroSAT photos), with the K-FAC-preconditioned CG iterations each
 //! needs to relative residuals of 1e-2 and 1e-3, and the iterations forgetting image 0 then
-//! needs to cut its share of the gradient tenfold (`ForgetTol::Share(0.1)`, cap 100).
+//! needs to cut its share of the gradient tenfold (`ForgetTol::Share(0.1)`, cap 100), with
+//! K-FAC and with plain CG.
 //!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA] [expand|reduce|expand,reduce] [cg]
 //! (`cg`: skip the per-tensor table and the power iteration.)
 use lqf::data::{self, ImageFolder};
@@ -71,13 +72,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             x = ParamSet::upload(&gpu, &host)?;
         }
         let share: Vec<String> = pollster::block_on(x.read(&gpu))?.iter().enumerate().map(|(i, t)| format!("{i}:{:.2}", t.iter().map(|v| (*v as f64).powi(2)).sum::<f64>())).collect();
-        println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
+        if !cg_only {
+            println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
+        }
         let (delta, history) = pollster::block_on(prob.solve_cg(&gpu, None, Some(&k), 1e-3, 100, |_| {}))?;
         let to = |t: f64| history.iter().position(|s| s.relative_residual <= t).map_or("-".to_string(), |i| (i + 1).to_string());
         println!("K-FAC CG to a relative residual of 1e-2: {}, 1e-3: {} iterations (cap 100)", to(1e-2), to(1e-3));
         // Forgetting image 0 from that optimum: its share of the gradient to a tenth.
         let f = pollster::block_on(lqf::lqf::influence::forget(&gpu, &prob, &delta, Some(&k), 0, lqf::lqf::influence::ForgetTol::Share(0.1), 100))?;
         println!("forgetting image 0 (share to 0.1): {} iterations", f.steps.len());
+        let plain = pollster::block_on(lqf::lqf::influence::forget(&gpu, &prob, &delta, None, 0, lqf::lqf::influence::ForgetTol::Share(0.1), 100))?;
+        println!("  the same without K-FAC (plain CG): {} iterations", plain.steps.len());
     }
     Ok(())
 }
