@@ -21,7 +21,7 @@ BACKBONES=${BACKBONES:-mobilenet_v2}
 CONFIGS=${CONFIGS:-"main finetune nokfac alpha0 sgd sgd_small"}
 FT_LRS=${FT_LRS:-0.003,0.01,0.03}
 SGD_LRS=${SGD_LRS:-0.1,0.3,1}
-# Below 2/λ_max(M⁻¹H) ≈ 1.2e-3 (examples/kfac_scale.rs), where K-FAC SGD is stable at depth 1.
+# Below 2(1 + μ)/λ_max(M⁻¹H) ≈ 2e-3 (examples/kfac_scale.rs), where K-FAC SGD is stable at depth 1.
 SGD_SMALL_LRS=${SGD_SMALL_LRS:-0.0001,0.0003,0.001}
 ITERS=${ITERS:-40}
 EPOCHS=${EPOCHS:-30}
