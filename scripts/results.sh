@@ -8,7 +8,7 @@
 #   SETS=flowers5 SHOTS=5 DEPTHS=1 bash scripts/results.sh   # a subset
 #
 # Environment: DATA (../shared/datasets), SETS, SHOTS, SEEDS, DEPTHS ("1 3 all"), BACKBONES,
-# CONFIGS (which of: main finetune nokfac alpha0 sgd sgd_small), FT_LRS, SGD_LRS, SGD_SMALL_LRS,
+# CONFIGS (which of: main finetune nokfac alpha0 sgd sgd_small auto), FT_LRS, SGD_LRS, SGD_SMALL_LRS,
 # ITERS, EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ SHOTS=${SHOTS:-5,10,25}
 SEEDS=${SEEDS:-0,1,2}
 DEPTHS=${DEPTHS:-"1 3 all"}
 BACKBONES=${BACKBONES:-mobilenet_v2}
-CONFIGS=${CONFIGS:-"main finetune nokfac alpha0 sgd sgd_small"}
+CONFIGS=${CONFIGS:-"main finetune nokfac alpha0 sgd sgd_small auto"}
 FT_LRS=${FT_LRS:-0.003,0.01,0.03}
 SGD_LRS=${SGD_LRS:-0.1,0.3,1}
 # Below 2(1 + μ)/λ_max(M⁻¹H) ≈ 2e-3 (examples/kfac_scale.rs), where K-FAC SGD is stable at depth 1.
@@ -42,6 +42,8 @@ for set in $SETS; do
           nokfac) args=(--methods lqf --solver sgd --kfac false --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
           alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0") ;;
           sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
+          # λ chosen on a held-out fold of the training photos instead of fixed at 1e-3.
+          auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out") ;;
           sgd_small) args=(--methods lqf --solver sgd --lrs "$SGD_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           *) echo "unknown config $config" >&2; exit 2 ;;
         esac
