@@ -22,6 +22,7 @@
 //! underestimates a depthwise bias's curvature 5.9× and reduce removes that
 //! (examples/kfac_scale.rs, docs/RESULTS.md). Reduce's A has rank ≤ N, so most directions of
 //! a wide layer get only the damping.
+//!
 //! Parameters are laid out [W; b] = `[cin + 1, cout]` row-major, which is the `ParamSet` order
 //! of a 1×1 convolution's HWIO weight followed by its bias, so (A ⊗ G)·vec(V) = A·V·G.
 //!
@@ -33,9 +34,11 @@
 //! tried: on the depthwise blocks (G_c is a number) it doubled CG's iterations (56 against 25
 //! above; π√λ also makes up for the curvature expand misses there); on the classifier (G = I
 //! under MSE) it left them at 25 and made the f32 inverse of A + λI fail as not positive
-//! definite with 4 photos at λ = 1e-3 (A has rank 4 in 1281 dimensions). Covered: 1×1
-//! convolutions, depthwise convolutions and the classifier. Other layers (dense k×k, only in a fully linearized network) are
-//! preconditioned by a scalar, 1/(λ + the mean curvature scale of the covered layers).
+//! definite with 4 photos at λ = 1e-3 (A has rank 4 in 1281 dimensions).
+//!
+//! Covered: 1×1 convolutions, depthwise convolutions and the classifier. Other layers (dense
+//! k×k, only in a fully linearized network) are preconditioned by a scalar, 1/(λ + the mean
+//! curvature scale of the covered layers).
 use super::linearized::LinearizedNet;
 use super::params::ParamSet;
 use super::solver::Problem;
