@@ -36,10 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(list) => list
             .split(',')
             .map(|m| match m {
-                "reduce" => Positions::Reduce,
-                _ => Positions::Expand,
+                "reduce" => Ok(Positions::Reduce),
+                "expand" => Ok(Positions::Expand),
+                m => Err(format!("unknown positions mode {m:?}: expand or reduce")),
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         None => vec![Positions::Expand, Positions::Reduce],
     };
     // A fourth argument `cg`: only the CG iteration counts.

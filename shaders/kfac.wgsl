@@ -45,8 +45,9 @@ fn depthwise_patch_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let t2 = id % d;
     let t1 = (id / d) % d;
     let c = id / (d * d);
-    var expand = 0.0;
-    var reduce = 0.0;
+    // The mode is uniform, so the branches cost nothing per invocation.
+    let reduce = pp.mode == 1u;
+    var s = 0.0;
     for (var n = 0u; n < pp.batch; n++) {
         var s1 = 0.0;
         var s2 = 0.0;
@@ -54,14 +55,16 @@ fn depthwise_patch_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
             for (var ox = 0u; ox < pp.out_w; ox++) {
                 let p1 = patch_value(n, oy, ox, c, t1);
                 let p2 = patch_value(n, oy, ox, c, t2);
-                expand = fma(p1, p2, expand);
-                s1 += p1;
-                s2 += p2;
+                if (reduce) {
+                    s1 += p1;
+                    s2 += p2;
+                } else {
+                    s = fma(p1, p2, s);
+                }
             }
         }
-        reduce = fma(s1, s2, reduce);
+        if (reduce) { s = fma(s1, s2, s); }
     }
-    let s = select(expand, reduce, pp.mode == 1u);
     var v = pp.alpha * s;
     if (pp.beta != 0.0) { v += pp.beta * pacc[id]; }
     pacc[id] = v;

@@ -183,14 +183,12 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
                         reduce::global_avg_pool(rec, x, b.n, t, c, &out)?;
                         Ok(out)
                     };
+                    // The output side is the same for both blocks: rows of gradients and their scale.
+                    let cout = layer.grad.len / rows;
+                    let (grad, g_rows, g_scale) = if reduced { (pooled(rec, layer.grad, cout)?, b.n, (t * t) as f32 / n_total) } else { (layer.grad.clone(), rows, 1.0 / n_total) };
                     match block {
                         Block::Dense { din, dout } => {
-                            if reduced {
-                                let grad = pooled(rec, layer.grad, dout)?;
-                                gemm(rec, &gemm_at(dout, dout, b.n, dout, dout, dout, 0, (t * t) as f32 / n_total), &grad, &grad, ga)?;
-                            } else {
-                                gemm(rec, &gemm_at(dout, dout, rows, dout, dout, dout, 0, 1.0 / n_total), layer.grad, layer.grad, ga)?;
-                            }
+                            gemm(rec, &gemm_at(dout, dout, g_rows, dout, dout, dout, 0, g_scale), &grad, &grad, ga)?;
                             if pass == 0 {
                                 let (input, a_rows, a_scale) = if reduced { (pooled(rec, layer.input, din - 1)?, b.n, 1.0 / n_total) } else { (layer.input.clone(), rows, 1.0 / (n_total * t as f32)) };
                                 let ones = rec.gpu().upload(&vec![1.0; a_rows])?;
@@ -198,16 +196,12 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
                             }
                         }
                         Block::Depthwise { spec, .. } => {
-                            if reduced {
-                                let grad = pooled(rec, layer.grad, spec.cout)?;
-                                kernels::col_sumsq(rec, &grad, b.n, spec.cout, ga, (t * t) as f32 / n_total, 1.0)?;
-                            } else {
-                                kernels::col_sumsq(rec, layer.grad, rows, spec.cout, ga, 1.0 / n_total, 1.0)?;
-                            }
+                            kernels::col_sumsq(rec, &grad, g_rows, spec.cout, ga, g_scale, 1.0)?;
                             if pass == 0 {
                                 let s = layer.spec.unwrap_or(spec);
-                                let a_scale = if reduced { 1.0 / (n_total * (t * t) as f32) } else { 1.0 / (n_total * t as f32) };
-                                kernels::depthwise_patch_stats(rec, &s, layer.input, aa, a_scale, 1.0, positions)?;
+                                // The kernel sums the patches (not their mean), hence 1/t².
+                                let (mode, a_scale) = if reduced { (Positions::Reduce, 1.0 / (n_total * (t * t) as f32)) } else { (Positions::Expand, 1.0 / (n_total * t as f32)) };
+                                kernels::depthwise_patch_stats(rec, &s, layer.input, aa, a_scale, 1.0, mode)?;
                             }
                         }
                     }
