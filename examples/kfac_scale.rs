@@ -6,7 +6,7 @@
 //! needs to relative residuals of 1e-2 and 1e-3, and the iterations forgetting image 0 then
 //! needs to cut its share of the gradient tenfold (`ForgetTol::Share(0.1)`, cap 100), with
 //! K-FAC and with plain CG.
-//!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA] [expand|reduce|expand,reduce] [cg]
+//!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA] [expand|reduce|expand,reduce] [cg] [TOL]
 //! (`cg`: skip the per-tensor table and the power iteration.)
 use lqf::data::{self, ImageFolder};
 use lqf::lqf::kfac::{Estimate, Kfac, Positions};
@@ -45,6 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // A fourth argument `cg`: only the CG iteration counts.
     let cg_only = args.get(4).is_some_and(|a| a == "cg");
+    // A fifth: training's CG tolerance (1e-3).
+    let tol: f64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(1e-3);
     for positions in modes {
         println!("-- positions: {positions:?}");
         let k = pollster::block_on(Kfac::estimated(&gpu, &prob, lambda, Estimate { positions, ..Default::default() }))?;
@@ -76,14 +78,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !cg_only {
             println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
         }
-        let (delta, history) = pollster::block_on(prob.solve_cg(&gpu, None, Some(&k), 1e-3, 100, |_| {}))?;
+        let (delta, history) = pollster::block_on(prob.solve_cg(&gpu, None, Some(&k), tol, 100, |_| {}))?;
         let to = |t: f64| history.iter().position(|s| s.relative_residual <= t).map_or("-".to_string(), |i| (i + 1).to_string());
         println!("K-FAC CG to a relative residual of 1e-2: {}, 1e-3: {} iterations (cap 100)", to(1e-2), to(1e-3));
         // Forgetting image 0 from that optimum: its share of the gradient to a tenth.
-        let f = pollster::block_on(lqf::lqf::influence::forget(&gpu, &prob, &delta, Some(&k), 0, lqf::lqf::influence::ForgetTol::Share(0.1), 100))?;
-        println!("forgetting image 0 (share to 0.1): {} iterations", f.steps.len());
-        let plain = pollster::block_on(lqf::lqf::influence::forget(&gpu, &prob, &delta, None, 0, lqf::lqf::influence::ForgetTol::Share(0.1), 100))?;
-        println!("  the same without K-FAC (plain CG): {} iterations", plain.steps.len());
+        use lqf::lqf::influence::{forget, ForgetTol};
+        let f = pollster::block_on(forget(&gpu, &prob, &delta, Some(&k), 0, ForgetTol::Share(0.1), 100))?;
+        let last = |f: &lqf::lqf::influence::Forgotten| f.steps.last().map_or(0.0, |s| s.relative_residual);
+        println!("forgetting image 0 (share to 0.1): {} iterations (share left {:.2e})", f.steps.len(), last(&f));
+        let plain = pollster::block_on(forget(&gpu, &prob, &delta, None, 0, ForgetTol::Share(0.1), 100))?;
+        println!("  the same without K-FAC (plain CG): {} iterations (share left {:.2e})", plain.steps.len(), last(&plain));
     }
     Ok(())
 }

@@ -8,7 +8,8 @@
 #   SETS=flowers5 SHOTS=5 DEPTHS=1 bash scripts/results.sh   # a subset
 #
 # Environment: DATA (../shared/datasets), SETS, SHOTS, SEEDS, DEPTHS ("1 3 all"), BACKBONES,
-# CONFIGS (which of: main finetune nokfac alpha0 sgd sgd_small auto), FT_LRS, SGD_LRS, SGD_SMALL_LRS,
+# CONFIGS (which of: main finetune nokfac nokfac_small alpha0 sgd sgd_small ce auto), FT_LRS,
+# SGD_LRS, SGD_SMALL_LRS, NOKFAC_SMALL_LRS, CE_LRS, LQF (a built binary: skips the build),
 # ITERS, EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,17 +19,23 @@ SHOTS=${SHOTS:-5,10,25}
 SEEDS=${SEEDS:-0,1,2}
 DEPTHS=${DEPTHS:-"1 3 all"}
 BACKBONES=${BACKBONES:-mobilenet_v2}
-CONFIGS=${CONFIGS:-"main finetune nokfac alpha0 sgd sgd_small auto"}
+CONFIGS=${CONFIGS:-"main finetune nokfac nokfac_small alpha0 sgd sgd_small ce auto"}
 FT_LRS=${FT_LRS:-0.003,0.01,0.03}
 SGD_LRS=${SGD_LRS:-0.1,0.3,1}
 # Below 2(1 + μ)/λ_max(M⁻¹H) ≈ 2e-3 (examples/kfac_scale.rs), where K-FAC SGD is stable at depth 1.
 SGD_SMALL_LRS=${SGD_SMALL_LRS:-0.0001,0.0003,0.001}
+# Plain SGD diverges at SGD_LRS (no K-FAC to scale the step); this grid is its honest one.
+NOKFAC_SMALL_LRS=${NOKFAC_SMALL_LRS:-0.0001,0.001,0.01}
+# Cross-entropy's K-FAC SGD diverges at 0.5 like MSE's: the same stable grid.
+CE_LRS=${CE_LRS:-0.0001,0.0003,0.001}
 ITERS=${ITERS:-40}
 EPOCHS=${EPOCHS:-30}
 OUT=docs/results
 mkdir -p "$OUT"
-cargo build --release --quiet
-LQF=target/release/lqf
+if [ -z "${LQF:-}" ]; then
+  cargo build --release --quiet
+  LQF=target/release/lqf
+fi
 
 for set in $SETS; do
   for backbone in $BACKBONES; do
@@ -40,6 +47,10 @@ for set in $SETS; do
           # The paper's ablations: plain SGD without K-FAC (same epochs and learning rates as
           # the K-FAC SGD below), and α = 0 (plain ReLU6 in the linearized blocks).
           nokfac) args=(--methods lqf --solver sgd --kfac false --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
+          nokfac_small) args=(--methods lqf --solver sgd --kfac false --lrs "$NOKFAC_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
+          # The paper's third ablation: the linearized model with cross-entropy instead of MSE
+          # (not quadratic: K-FAC SGD with the softmax curvature).
+          ce) args=(--methods lqf --loss cross-entropy --solver sgd --lrs "$CE_LRS" --epochs "$EPOCHS" --tag "cross-entropy") ;;
           alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0") ;;
           sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           # λ chosen on a held-out fold of the training photos instead of fixed at 1e-3.

@@ -1,5 +1,6 @@
 // Reductions over rows and pixels: global average pool (and its transpose), column sums (bias
-// gradients), and per-row softmax / argmax for predictions. Layouts are NHWC / row-major.
+// gradients), per-row softmax / argmax for predictions, and the cross-entropy loss with its
+// residual. Layouts are NHWC / row-major.
 
 struct Params {
     rows: u32, cols: u32, inner: u32, _p0: u32,
@@ -65,6 +66,30 @@ fn softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var s = 0.0;
     for (var j = 0u; j < p.cols; j++) { s += exp(x[b + j] - m); }
     for (var j = 0u; j < p.cols; j++) { out[b + j] = exp(x[b + j] - m) / s; }
+}
+
+// Cross-entropy of logits [rows, cols] against u32 labels: the residual ∂ℓ/∂f = softmax(f) −
+// onehot(y) and each row's loss ℓ = logsumexp(f) − f_y, max-subtracted like softmax_rows.
+@group(0) @binding(0) var<storage, read> cx: array<f32>;
+@group(0) @binding(1) var<storage, read> clabels: array<u32>;
+@group(0) @binding(2) var<storage, read_write> cres: array<f32>;
+@group(0) @binding(3) var<storage, read_write> closs: array<f32>;
+@group(0) @binding(4) var<uniform> cp: Params;
+
+@compute @workgroup_size(64, 1, 1)
+fn softmax_cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = linear_id(gid, nwg);
+    if (r >= cp.rows) { return; }
+    let b = r * cp.cols;
+    let y = clabels[r];
+    var m = cx[b];
+    for (var j = 1u; j < cp.cols; j++) { m = max(m, cx[b + j]); }
+    var s = 0.0;
+    for (var j = 0u; j < cp.cols; j++) { s += exp(cx[b + j] - m); }
+    for (var j = 0u; j < cp.cols; j++) {
+        cres[b + j] = exp(cx[b + j] - m) / s - select(0.0, 1.0, j == y);
+    }
+    closs[r] = m + log(s) - cx[b + y];
 }
 
 @group(0) @binding(0) var<storage, read> ax: array<f32>;

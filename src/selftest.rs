@@ -13,6 +13,9 @@ use crate::rng::Rng;
 pub const F32_REL: f64 = 2e-6;
 /// Element-wise kernels do one or two roundings.
 pub const ELEMENTWISE_REL: f64 = 1e-6;
+/// Softmax and cross-entropy: WGSL's exp and log are accurate to a few ulp, not correctly rounded;
+/// errors are relative to the row's largest |logit| (at least 1).
+pub const SOFTMAX_REL: f64 = 1e-5;
 /// SPD inverse in f32: ‖A·A⁻¹ − I‖_max for matrices with condition number ≲ 1e2.
 pub const SPD_RESIDUAL: f64 = 1e-4;
 

@@ -188,7 +188,7 @@ fn lambda_is_chosen_on_a_held_out_fold_of_the_training_set() {
     let best = m.lambda_scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
     let chosen = m.lambda_scores.iter().find(|s| s.lambda == m.settings.lambda).unwrap();
     assert_eq!(chosen.accuracy, best, "the chosen λ has the best held-out accuracy: {:?}", m.lambda_scores);
-    assert!(m.lambda_scores.iter().filter(|s| s.accuracy == best).all(|s| s.mse >= chosen.mse), "ties go to the lower MSE");
+    assert!(m.lambda_scores.iter().filter(|s| s.accuracy == best).all(|s| s.loss >= chosen.loss), "ties go to the lower MSE");
 }
 
 #[test]

@@ -153,6 +153,8 @@ fn bad_training_data_is_refused_without_output() {
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--shots", "5"], "fewer than the 5 shots");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--weight-decay=-1"], "non-negative");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--kfac-positions", "sideways"], "reduce or expand");
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "hinge"], "mse or cross-entropy");
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "cross-entropy"], "--solver sgd");
     let diverging = ["train", "--data", small.to_str().unwrap(), "--out", m, "--depth", "1", "--solver", "sgd", "--lr", "1000", "--momentum", "0.9", "--epochs", "5", "--kfac", "false"];
     check(&diverging, "diverged");
 }
@@ -225,6 +227,29 @@ fn fewshot_refuses_bad_learning_rates_before_any_work() {
         assert_ne!(code, 0, "{lrs} accepted");
         assert!(out.is_empty() && err.contains("--lrs") && !err.contains("features of"), "{lrs}: {err}");
     }
+}
+
+/// The cross-entropy ablation trains with SGD, is recorded in the model file, predicts, and
+/// refuses to be explained or forgotten (its problem is not quadratic).
+#[test]
+fn cross_entropy_model_predicts_and_refuses_explain_and_forget() {
+    let data = folder("ce-train", "train", &CLASSES, 3);
+    let model = tmp("ce.lqf");
+    let m = model.to_str().unwrap();
+    let (code, _, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", m, "--depth", "1", "--loss", "cross-entropy", "--solver", "sgd", "--lr", "0.001", "--epochs", "4"]);
+    assert_eq!(code, 0, "{err}");
+    let f = lqf::lqf::model_file::ModelFile::from_bytes(&std::fs::read(&model).unwrap(), None).unwrap();
+    assert_eq!(f.settings.loss, lqf::lqf::Loss::CrossEntropy);
+    let img = data.join(CLASSES[0]).read_dir().unwrap().next().unwrap().unwrap().path();
+    let (code, out, err) = lqf(&["predict", "--model", m, "--json", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(CLASSES[0]) || out.contains(CLASSES[1]), "{out}");
+    let (code, _, err) = lqf(&["predict", "--model", m, "--explain", "3", "--data", data.to_str().unwrap(), img.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cross-entropy") && !err.contains("features of"), "{err}");
+    let (code, _, err) = lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", img.to_str().unwrap(), "--out", tmp("ce2.lqf").to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cross-entropy"), "{err}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 mod common;
 
 use lqf::selftest as checks;
-use checks::{compare, ELEMENTWISE_REL, F32_REL, SPD_RESIDUAL};
+use checks::{compare, ELEMENTWISE_REL, F32_REL, SOFTMAX_REL, SPD_RESIDUAL};
 use common::{block, f64s, gpu};
 use lqf::cpu;
 use lqf::gpu::kernels::{elementwise as ew, gemm::{gemm, Gemm}, reduce, spd};
@@ -187,11 +187,43 @@ fn pool_softmax_argmax() {
     compare("global_avg_pool_backward", &block(g.read(&back)).unwrap(), &want, &vec![1.0; want.len()], ELEMENTWISE_REL).unwrap();
     let want = cpu::elementwise::softmax_rows(&f64s(&logits), c);
     let got = block(g.read(&sm)).unwrap();
-    compare("softmax_rows", &got, &want, &vec![1.0; want.len()], 1e-5).unwrap();
+    compare("softmax_rows", &got, &want, &vec![1.0; want.len()], SOFTMAX_REL).unwrap();
     for r in got.chunks(c) {
         assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
     assert_eq!(block(g.read_u32(&am)).unwrap(), cpu::elementwise::argmax_rows(&logits, c));
+}
+
+#[test]
+fn softmax_cross_entropy_is_the_loss_and_its_gradient() {
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    let (rows, c) = (41, 9);
+    // The first row's logits are large: the max subtraction must keep exp finite.
+    let f: Vec<f32> = rng.vec_f32(rows * c).iter().enumerate().map(|(i, v)| v * if i < c { 80.0 } else { 4.0 }).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(c) as u32).collect();
+    let (tf, tl) = (g.upload(&f).unwrap(), g.upload_u32(&labels).unwrap());
+    let (tr, tloss) = (g.zeros(rows * c).unwrap(), g.zeros(rows).unwrap());
+    g.run(|rec| reduce::softmax_cross_entropy(rec, &tf, &tl, rows, c, &tr, &tloss)).unwrap();
+    let fd = f64s(&f);
+    let (want_r, want_loss) = cpu::elementwise::softmax_cross_entropy(&fd, &labels, c);
+    let row_scale: Vec<f64> = fd.chunks(c).map(|row| row.iter().fold(1.0f64, |a, v| a.max(v.abs()))).collect();
+    compare("softmax_cross_entropy r", &block(g.read(&tr)).unwrap(), &want_r, &vec![1.0; want_r.len()], SOFTMAX_REL).unwrap();
+    compare("softmax_cross_entropy loss", &block(g.read(&tloss)).unwrap(), &want_loss, &row_scale, SOFTMAX_REL).unwrap();
+    // The reference residual is the loss's gradient: central differences in f64.
+    let h = 1e-6;
+    for i in (0..rows * c).step_by(5) {
+        let (row, mut up, mut down) = (i / c, fd.clone(), fd.clone());
+        up[i] += h;
+        down[i] -= h;
+        let at = |x: &[f64]| cpu::elementwise::softmax_cross_entropy(&x[row * c..(row + 1) * c], &labels[row..row + 1], c).1[0];
+        let diff = (at(&up) - at(&down)) / (2.0 * h);
+        assert!((diff - want_r[i]).abs() < 1e-7, "entry {i}: finite difference {diff} vs residual {}", want_r[i]);
+    }
+    // Losses are non-negative, residual rows sum to zero.
+    assert!(want_loss.iter().all(|&l| l >= 0.0));
+    assert!(block(g.read(&tr)).unwrap().chunks(c).all(|r| r.iter().sum::<f32>().abs() < 1e-5));
+    assert!(g.run(|rec| reduce::softmax_cross_entropy(rec, &tf, &tl, rows + 1, c, &tr, &tloss)).is_err());
 }
 
 /// A well-conditioned SPD matrix like a damped K-FAC factor: XᵀX/rows + damping·I.

@@ -7,7 +7,7 @@ use common::{block, f64s, gpu};
 use lqf::cpu;
 use lqf::gpu::kernels::gemm::Gemm;
 use lqf::lqf::kfac::{self, Block, Positions};
-use lqf::lqf::{reference, LinBlock, LinearizedNet, ParamSet, Problem};
+use lqf::lqf::{reference, LinBlock, LinearizedNet, Loss, ParamSet, Problem};
 use lqf::model::arch::ConvDef;
 use lqf::model::backbone::Hwc;
 use lqf::ops::Padding;
@@ -22,11 +22,16 @@ fn pw(cin: usize, cout: usize) -> ConvDef {
     ConvDef { weight: String::new(), bn: String::new(), cin, cout, k: 1, stride: 1, groups: 1, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false }
 }
 
-/// (1/N) JᵀJ restricted to the parameters [off, off + len).
-fn ggn_block(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], n: usize, off: usize, len: usize) -> Vec<f64> {
+/// (1/N) Σ J_iᵀ Λ_i J_i restricted to the parameters [off, off + len): Λ = I under MSE,
+/// diag(p) − ppᵀ at θ0 under cross-entropy.
+fn ggn_block(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], n: usize, off: usize, len: usize, loss: Loss) -> Vec<f64> {
     let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
-    let jac = reference::dense_jacobian(net, &th64, &f64s(z), n);
+    let mut jac = reference::dense_jacobian(net, &th64, &f64s(z), n);
     let p: usize = net.param_lens().iter().sum();
+    if loss == Loss::CrossEntropy {
+        let probs = cpu::elementwise::softmax_rows(&common::tiny::f_lin(net, th, z, n, &vec![0.0; p]), net.classes);
+        jac = common::tiny::cross_entropy_rows(&jac, &probs, net.classes, p);
+    }
     let rows = n * net.classes;
     let mut full = vec![0.0; p * p];
     cpu::gemm::gemm(&Gemm::new(p, p, rows).trans(true, false).scale(1.0 / n as f32, 0.0), &jac, &jac, &mut full);
@@ -57,10 +62,10 @@ fn kron(a: &[f32], g: &[f32], din: usize, dout: usize) -> Vec<f64> {
 
 /// max over layers of max |K-FAC − GGN| / max |GGN| on each layer's block (on a depthwise
 /// layer, the per-channel blocks K-FAC models).
-fn kfac_error(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize, estimate: kfac::Estimate) -> f64 {
+fn kfac_error(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize, estimate: kfac::Estimate, loss: Loss) -> f64 {
     let g = gpu();
     let tth = ParamSet::upload(g, th).unwrap();
-    let prob = block(Problem::new(g, net, &tth, z, labels, batch, 1.0, 0.0)).unwrap();
+    let prob = block(Problem::new(g, net, &tth, z, labels, batch, 1.0, 0.0)).unwrap().with_loss(loss);
     let f = block(kfac::statistics_with(g, &prob, estimate)).unwrap();
     let lens = net.param_lens();
     let mut off = 0;
@@ -68,7 +73,7 @@ fn kfac_error(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], b
     for pair in 0..=net.convs.len() {
         let (wl, bl) = (lens[2 * pair], lens[2 * pair + 1]);
         let len = wl + bl;
-        let want = ggn_block(net, th, z, labels.len(), off, len);
+        let want = ggn_block(net, th, z, labels.len(), off, len, loss);
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let (a, gf) = (f.a[pair].as_ref().unwrap(), f.g[pair].as_ref().unwrap());
         let err = match kfac::factor_block(net, pair).expect("every layer here is covered") {
@@ -107,7 +112,7 @@ fn random_problem(net: &LinearizedNet, seed: u64, n: usize) -> (Vec<Vec<f32>>, V
 
 /// With one output position per layer, both ways of estimating agree with the GGN.
 fn check_equal(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize) {
-    let err = [Positions::Expand, Positions::Reduce].map(|positions| kfac_error(net, th, z, labels, batch, kfac::Estimate { positions, ..Default::default() })).into_iter().fold(0.0, f64::max);
+    let err = [Positions::Expand, Positions::Reduce].map(|positions| kfac_error(net, th, z, labels, batch, kfac::Estimate { positions, ..Default::default() }, Loss::Mse)).into_iter().fold(0.0, f64::max);
     assert!(err < KFAC_REL, "max |A⊗G − GGN| / max |GGN| = {err:.2e}");
 }
 
@@ -118,6 +123,36 @@ fn single_linear_layer_kfac_equals_the_hessian() {
     let (th, z, labels) = random_problem(&net, 51, n);
     // Mini-batches of 3 accumulate to the same statistics as the full set.
     check_equal(&net, &th, &z, &labels, 3);
+}
+
+/// Under cross-entropy the backward passes carry the columns of Λ^{1/2} = √p_c (e_c − p) at θ0.
+/// Λ differs between images, so K-FAC's product of means is exact only for one image; with
+/// several, the classifier's G must be the mean output Hessian (1/N) Σ_i (diag p_i − p_i p_iᵀ).
+#[test]
+fn cross_entropy_kfac_uses_the_softmax_curvature() {
+    let net = LinearizedNet { convs: vec![pw(3, 5), pw(5, 4)], blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }], input: Hwc { h: 1, w: 1, c: 3 }, features: 4, classes: 3, alpha: 0.0 };
+    let (th, z, labels) = random_problem(&net, 56, 8);
+    let per = net.input.len();
+    let err = kfac_error(&net, &th, &z[..per], &labels[..1], 1, kfac::Estimate::default(), Loss::CrossEntropy);
+    assert!(err < KFAC_REL, "one image: max |A⊗G − GGN_CE| / max |GGN_CE| = {err:.2e}");
+    let g = gpu();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 3, 1.0, 0.0)).unwrap().with_loss(Loss::CrossEntropy);
+    let f = block(kfac::statistics(g, &prob)).unwrap();
+    let c = net.classes;
+    let p: usize = net.param_lens().iter().sum();
+    let probs = cpu::elementwise::softmax_rows(&common::tiny::f_lin(&net, &th, &z, 8, &vec![0.0; p]), c);
+    let mut want = vec![0.0; c * c];
+    for pr in probs.chunks(c) {
+        for a in 0..c {
+            for b in 0..c {
+                want[a * c + b] += (if a == b { pr[a] } else { 0.0 } - pr[a] * pr[b]) / 8.0;
+            }
+        }
+    }
+    let got = f.g[2].as_ref().unwrap();
+    let worst = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+    assert!(worst < KFAC_REL, "classifier G vs mean softmax Hessian: {worst:.2e} ({got:?} vs {want:?})");
 }
 
 #[test]
@@ -151,8 +186,8 @@ fn reduce_kfac_is_exact_when_positions_are_pooled() {
     };
     let n = 7;
     let (th, z, labels) = random_problem(&net, 57, n);
-    let reduce = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Reduce, ..Default::default() });
-    let expand = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Expand, ..Default::default() });
+    let reduce = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Reduce, ..Default::default() }, Loss::Mse);
+    let expand = kfac_error(&net, &th, &z, &labels, 3, kfac::Estimate { positions: Positions::Expand, ..Default::default() }, Loss::Mse);
     assert!(reduce < KFAC_REL, "reduce: {reduce:.2e}");
     assert!(expand > EXPAND_MISS, "expand should miss the positions' correlation here: {expand:.2e}");
 }
@@ -236,9 +271,9 @@ fn kfac_kernels_match_their_references() {
     }
 }
 
-/// The Monte-Carlo option (one Rademacher backward pass per image instead of C) is unbiased:
-/// averaged over many draws its G factors approach the exact ones, A is identical, and one
-/// draw is already a usable preconditioner.
+/// The Monte-Carlo option (one backward pass per image instead of C: a Rademacher vector under
+/// MSE, e_y − p with y drawn from the softmax under cross-entropy) is unbiased: averaged over
+/// many draws its G factors approach the exact ones, and A is identical.
 #[test]
 fn monte_carlo_kfac_is_unbiased() {
     let g = gpu();
@@ -246,21 +281,23 @@ fn monte_carlo_kfac_is_unbiased() {
     let n = 6;
     let (th, z, labels) = random_problem(&net, 55, n);
     let tth = ParamSet::upload(g, &th).unwrap();
-    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, 1.0, 0.0)).unwrap();
-    let exact = block(kfac::statistics(g, &prob)).unwrap();
-    let draws = 300;
-    let mut mean: Vec<Vec<f64>> = exact.g.iter().map(|v| vec![0.0; v.as_ref().unwrap().len()]).collect();
-    for seed in 0..draws {
-        let f = block(kfac::statistics_with(g, &prob, kfac::Estimate { sampling: kfac::Sampling::MonteCarlo { seed }, ..Default::default() })).unwrap();
-        assert_eq!(f.a, exact.a, "A does not depend on the sampling");
-        for (m, v) in mean.iter_mut().zip(&f.g) {
-            m.iter_mut().zip(v.as_ref().unwrap()).for_each(|(m, x)| *m += *x as f64 / draws as f64);
+    for loss in [Loss::Mse, Loss::CrossEntropy] {
+        let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, 1.0, 0.0)).unwrap().with_loss(loss);
+        let exact = block(kfac::statistics(g, &prob)).unwrap();
+        let draws = 300;
+        let mut mean: Vec<Vec<f64>> = exact.g.iter().map(|v| vec![0.0; v.as_ref().unwrap().len()]).collect();
+        for seed in 0..draws {
+            let f = block(kfac::statistics_with(g, &prob, kfac::Estimate { sampling: kfac::Sampling::MonteCarlo { seed }, ..Default::default() })).unwrap();
+            assert_eq!(f.a, exact.a, "A does not depend on the sampling");
+            for (m, v) in mean.iter_mut().zip(&f.g) {
+                m.iter_mut().zip(v.as_ref().unwrap()).for_each(|(m, x)| *m += *x as f64 / draws as f64);
+            }
         }
-    }
-    for (layer, (m, e)) in mean.iter().zip(&exact.g).enumerate() {
-        let e: Vec<f64> = e.as_ref().unwrap().iter().map(|&v| v as f64).collect();
-        let err = m.iter().zip(&e).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / e.iter().map(|b| b * b).sum::<f64>().sqrt();
-        eprintln!("layer {layer}: mean of {draws} Monte-Carlo G vs exact: {err:.3}");
-        assert!(err < 0.1, "layer {layer}: {err:.3}");
+        for (layer, (m, e)) in mean.iter().zip(&exact.g).enumerate() {
+            let e: Vec<f64> = e.as_ref().unwrap().iter().map(|&v| v as f64).collect();
+            let err = m.iter().zip(&e).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / e.iter().map(|b| b * b).sum::<f64>().sqrt();
+            eprintln!("{loss:?}, layer {layer}: mean of {draws} Monte-Carlo G vs exact: {err:.3}");
+            assert!(err < 0.1, "{loss:?}, layer {layer}: {err:.3}");
+        }
     }
 }

@@ -163,3 +163,58 @@ fn sgd_with_a_huge_learning_rate_reports_divergence() {
         Ok(_) => panic!("a learning rate of 50 cannot converge here"),
     }
 }
+
+/// The cross-entropy ablation: the GPU loss and gradient against the f64 mirror (whose gradient
+/// matches central differences of its loss), and the SGD solver's control variate reaching the
+/// f64 Newton optimum whatever the learning rate, seed, batch size or preconditioner. CG and
+/// H·v refuse the problem, which is not quadratic.
+#[test]
+fn cross_entropy_sgd_reaches_the_newton_optimum() {
+    use lqf::lqf::Loss;
+    let (g, net) = (gpu(), tiny_net(0.1));
+    let mut rng = Rng::new(46);
+    let th = random_set(&net, &mut rng, 0.7);
+    let (z, labels) = data(&net, &mut rng);
+    let (c, p) = (net.classes, net.param_lens().iter().sum::<usize>());
+    let tth = ParamSet::upload(g, &th).unwrap();
+    // Loss and gradient at a random point.
+    let x = random_set(&net, &mut rng, 0.3);
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 4, KAPPA, SGD_LAMBDA)).unwrap().with_loss(Loss::CrossEntropy);
+    let (grad, loss) = block(prob.gradient(g, &ParamSet::upload(g, &x).unwrap())).unwrap();
+    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let jac = reference::dense_jacobian(&net, &th64, &f64s(&z), N);
+    let ref_loss = |x: &[f64]| {
+        let (_, l) = cpu::elementwise::softmax_cross_entropy(&common::tiny::f_lin(&net, &th, &z, N, x), &labels, c);
+        l.iter().sum::<f64>() / N as f64 + 0.5 * SGD_LAMBDA as f64 * dot(x, x)
+    };
+    let xf = flat(&x);
+    let (r, _) = cpu::elementwise::softmax_cross_entropy(&common::tiny::f_lin(&net, &th, &z, N, &xf), &labels, c);
+    let mut want_grad: Vec<f64> = xf.iter().map(|v| SGD_LAMBDA as f64 * v).collect();
+    cpu::gemm::gemm(&Gemm::new(p, 1, N * c).trans(true, false).scale(1.0 / N as f32, 1.0), &jac, &r, &mut want_grad);
+    let got = flat(&block(grad.read(g)).unwrap());
+    assert!(rel(&got, &want_grad) < 1e-5, "gradient: {:.2e}", rel(&got, &want_grad));
+    assert!((loss - ref_loss(&xf)).abs() < 1e-5 * ref_loss(&xf), "loss {loss} vs {}", ref_loss(&xf));
+    let v = flat(&random_set(&net, &mut rng, 1.0));
+    let h = 1e-5;
+    let (up, down): (Vec<f64>, Vec<f64>) = (xf.iter().zip(&v).map(|(a, b)| a + h * b).collect(), xf.iter().zip(&v).map(|(a, b)| a - h * b).collect());
+    let diff = (ref_loss(&up) - ref_loss(&down)) / (2.0 * h);
+    assert!((diff - dot(&want_grad, &v)).abs() < 1e-6 * dot(&want_grad, &v).abs().max(1.0), "central difference {diff} vs ⟨∇L, v⟩ {}", dot(&want_grad, &v));
+    // One optimum, whatever the run.
+    let want = common::tiny::cross_entropy_optimum(&net, &th, &z, &labels, SGD_LAMBDA);
+    let mse = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, SGD_LAMBDA);
+    assert!(rel(&want, &mse) > 0.1, "the cross-entropy optimum is a different model");
+    for (lr, momentum, seed, batch, kfac) in [(0.4f32, 0.5f32, 0u64, 1usize, true), (0.2, 0.5, 1, 3, true), (0.1, 0.0, 2, 2, false)] {
+        let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, SGD_LAMBDA)).unwrap().with_loss(Loss::CrossEntropy);
+        let k = kfac.then(|| block(lqf::lqf::kfac::Kfac::new(g, &prob, SGD_LAMBDA)).unwrap());
+        let sgd = lqf::lqf::Sgd { lr, momentum, epochs: 150, seed, variance_reduced: true };
+        let (delta, steps) = block(prob.solve_sgd(g, None, k.as_ref(), &sgd, 1e-7, |_| {})).unwrap();
+        let r = rel(&flat(&block(delta.read(g)).unwrap()), &want);
+        eprintln!("cross-entropy SGD lr {lr} seed {seed} batch {batch} K-FAC {kfac}: {} epochs, ‖Δ − Δ*‖/‖Δ*‖ = {r:.1e}", steps.len());
+        assert!(r < SOLVE_REL, "lr {lr} seed {seed} batch {batch} K-FAC {kfac}: {r:.2e} after {} epochs", steps.len());
+    }
+    match block(prob.solve_cg(g, None, None, 1e-7, 10, |_| {})) {
+        Err(lqf::Error::InvalidArgument(msg)) => assert!(msg.contains("quadratic"), "{msg}"),
+        other => panic!("CG on cross-entropy must be refused, got {:?}", other.map(|(_, s)| s.len())),
+    }
+    assert!(prob.hvp(g, &ParamSet::zeros(g, &net.param_lens()).unwrap()).is_err());
+}

@@ -56,6 +56,7 @@ impl Training {
         if file.train_files.is_empty() {
             return Err("the model file does not list its training images, which explaining and forgetting need".into());
         }
+        lqf::lqf::solver::require_quadratic(m.settings.loss, "explaining and forgetting").map_err(s)?;
         let root = train_dir(dir);
         let items: Vec<(PathBuf, u32)> = file.train_files.iter().map(|(f, l)| (root.join(f), *l)).collect();
         let feats = pollster::block_on(data::trunk_features(gpu, net, m.split.trunk_end, &items, &mut |p| pl.report(p))).map_err(s)?;
@@ -68,7 +69,7 @@ impl Training {
 
     fn problem<'a>(&self, gpu: &Gpu, m: &'a Trained) -> Result<Problem<'a>, String> {
         let st = &m.settings;
-        pollster::block_on(Problem::new(gpu, &m.split.net, &m.theta0, &self.z, &self.labels, st.batch, st.kappa, st.lambda)).map_err(s)
+        pollster::block_on(Problem::new(gpu, &m.split.net, &m.theta0, &self.z, &self.labels, st.batch, st.kappa, st.lambda)).map(|p| p.with_loss(st.loss)).map_err(s)
     }
 
     /// Influence of every training image on the predicted class of each image in `xs`

@@ -73,6 +73,19 @@ pub fn softmax_rows<T: Real>(x: &[T], cols: usize) -> Vec<T> {
         .collect()
 }
 
+/// Cross-entropy of logits `[rows, cols]`: (softmax(f) − onehot(y), per-row logsumexp(f) − f_y).
+pub fn softmax_cross_entropy<T: Real>(f: &[T], labels: &[u32], cols: usize) -> (Vec<T>, Vec<T>) {
+    let mut r = softmax_rows(f, cols);
+    let mut loss = Vec::with_capacity(labels.len());
+    for ((row, rr), &y) in f.chunks(cols).zip(r.chunks_mut(cols)).zip(labels) {
+        let m = row.iter().cloned().fold(row[0], |a, b| if b > a { b } else { a });
+        let s: T = row.iter().map(|&v| (v - m).exp()).sum();
+        loss.push(m + s.ln() - row[y as usize]);
+        rr[y as usize] -= T::ONE;
+    }
+    (r, loss)
+}
+
 /// Index of the largest value in each row (the first one on ties).
 pub fn argmax_rows<T: Real>(x: &[T], cols: usize) -> Vec<u32> {
     x.chunks(cols)

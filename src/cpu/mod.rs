@@ -28,6 +28,7 @@ pub trait Real:
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
+    fn ln(self) -> Self;
     fn sqrt(self) -> Self;
 }
 
@@ -42,6 +43,9 @@ impl Real for f32 {
     }
     fn exp(self) -> f32 {
         f32::exp(self)
+    }
+    fn ln(self) -> f32 {
+        f32::ln(self)
     }
     fn sqrt(self) -> f32 {
         f32::sqrt(self)
@@ -59,6 +63,9 @@ impl Real for f64 {
     }
     fn exp(self) -> f64 {
         f64::exp(self)
+    }
+    fn ln(self) -> f64 {
+        f64::ln(self)
     }
     fn sqrt(self) -> f64 {
         f64::sqrt(self)

@@ -15,7 +15,7 @@
 //! iterations (see `forget`).
 use super::kfac::Kfac;
 use super::params::ParamSet;
-use super::solver::{Problem, Step};
+use super::solver::{require_quadratic, Problem, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 
@@ -76,6 +76,7 @@ impl Influence {
 /// Influences of the training set of `prob` (solved at `delta`) on classes `classes` of the
 /// test image with trunk features `x` (one image).
 pub async fn influence(gpu: &Gpu, prob: &Problem<'_>, delta: &ParamSet, kfac: Option<&Kfac>, x: &Tensor, classes: &[usize], inverse: InverseHessian) -> Result<Vec<Influence>> {
+    require_quadratic(prob.loss, "explaining a prediction")?;
     let (net, c) = (prob.net, prob.net.classes);
     if x.len != net.input.len() {
         return Err(Error::InvalidArgument(format!("influence needs one image's features ({} values), got {}", net.input.len(), x.len)));
@@ -139,6 +140,7 @@ pub struct Forgotten<'a> {
 /// left (scaled by N/(N−1)), and when Δ* is the exact optimum, Δ* + δ is the exact optimum
 /// without j. A warm start on the whole gradient would have to finish training's work too.
 pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, kfac: Option<&Kfac>, index: usize, tol: ForgetTol, max_iter: usize) -> Result<Forgotten<'a>> {
+    require_quadratic(prob.loss, "forgetting an image")?;
     let problem = prob.without(gpu, index)?;
     let (grad_j, _) = prob.only(gpu, index)?.gradient(gpu, delta).await?;
     let g = ParamSet::zeros(gpu, &prob.net.param_lens())?;

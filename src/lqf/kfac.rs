@@ -9,7 +9,12 @@
 //!   G = (1/N) Σ_i Σ_c Σ_positions g_c g_cᵀ
 //!
 //! so that for a single linear layer A ⊗ G equals H − λI exactly, and for a network of linear
-//! layers it equals the block-diagonal Gauss-Newton matrix (tests/kfac.rs checks both).
+//! layers it equals the block-diagonal Gauss-Newton matrix (tests/kfac.rs checks both). Under
+//! cross-entropy (`Loss::CrossEntropy`) the output Hessian is Λ = diag(p) − ppᵀ at θ0 instead of
+//! I, and the backward passes carry its columns √p_c (e_c − p) (Monte-Carlo: e_y − p with y drawn
+//! from p). Λ differs between images, so even for linear layers A ⊗ G (a product of means) is
+//! the Gauss-Newton block only for one image, and the curvature moves with Δ: under
+//! cross-entropy K-FAC is the paper's preconditioner for SGD, not an exact Hessian.
 //!
 //! Convolution positions share weights. The factors above treat them as independent samples
 //! ("K-FAC-expand", Grosse & Martens 2016); `Positions::Reduce` sums them per image first
@@ -41,7 +46,7 @@
 //! curvature scale of the covered layers).
 use super::linearized::LinearizedNet;
 use super::params::ParamSet;
-use super::solver::Problem;
+use super::solver::{Loss, Problem};
 use crate::error::Result;
 use crate::gpu::kernels::gemm::{gemm, Gemm};
 pub use crate::gpu::kernels::kfac::Positions;
@@ -165,10 +170,25 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
     };
     for b in &prob.batches {
         let tape = gpu.run(|rec| net.tape(rec, prob.theta0, &b.z(gpu)?, b.n))?;
+        // Cross-entropy's output Hessian at θ0: Λ = diag(p) − ppᵀ = Σ_c p_c (e_c − p)(e_c − p)ᵀ.
+        let probs = match prob.loss {
+            Loss::Mse => None,
+            Loss::CrossEntropy => Some(crate::cpu::elementwise::softmax_rows(&gpu.read(&b.f0).await?, c)),
+        };
         for pass in 0..passes {
-            let v: Vec<f32> = match rng.as_mut() {
-                None => (0..b.n * c).map(|i| if i % c == pass { 1.0 } else { 0.0 }).collect(),
-                Some(rng) => (0..b.n * c).map(|_| if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }).collect(),
+            let v: Vec<f32> = match (rng.as_mut(), &probs) {
+                // MSE: Λ = I, the unit vectors e_c (exact) or Rademacher vectors (E[vvᵀ] = I).
+                (None, None) => (0..b.n * c).map(|i| if i % c == pass { 1.0 } else { 0.0 }).collect(),
+                (Some(rng), None) => (0..b.n * c).map(|_| if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }).collect(),
+                // Cross-entropy: the columns √p_c (e_c − p) (exact), or e_y − p with y ~ p.
+                (None, Some(p)) => p.chunks(c).flat_map(|p| (0..c).map(move |k| p[pass].sqrt() * (if k == pass { 1.0 } else { 0.0 } - p[k]))).collect(),
+                (Some(rng), Some(p)) => p
+                    .chunks(c)
+                    .flat_map(|p| {
+                        let y = sample(p, rng.uniform());
+                        (0..c).map(move |k| if k == y { 1.0 } else { 0.0 } - p[k])
+                    })
+                    .collect(),
             };
             let g = gpu.upload(&v)?;
             gpu.run(|rec| {
@@ -222,6 +242,18 @@ enum Inverse {
     Dense { din: usize, dout: usize, a_inv: Tensor, g_inv: Tensor },
     /// `a_inv` `[C, d, d]`, `g_inv` `[C]` (scalars).
     Depthwise { spec: ConvSpec, a_inv: Tensor, g_inv: Tensor },
+}
+
+/// The index a uniform draw `u` ∈ [0, 1) picks from probabilities `p`.
+fn sample(p: &[f32], u: f64) -> usize {
+    let mut acc = 0.0;
+    for (k, &pk) in p.iter().enumerate() {
+        acc += pk as f64;
+        if u < acc {
+            return k;
+        }
+    }
+    p.len() - 1
 }
 
 /// The damped, inverted factors: the preconditioner M⁻¹ ≈ H⁻¹.

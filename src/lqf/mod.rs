@@ -15,5 +15,5 @@ pub mod train;
 pub use linearized::{LinBlock, LinearizedNet};
 pub use params::ParamSet;
 pub use progress::{Phase, Progress};
-pub use solver::{Problem, Sgd};
+pub use solver::{Loss, Problem, Sgd};
 

@@ -13,13 +13,18 @@
 //!   Δ* exactly whatever the rate, seed or batch order. Without it, plain mini-batch SGD ends in a
 //!   neighbourhood of Δ* whose size grows with the learning rate.
 //!
+//! `Loss::CrossEntropy` (the paper's ablation) replaces the squared error by the softmax
+//! cross-entropy of f_lin: L is still convex (the model is linear in Δ) but no longer quadratic,
+//! so only SGD solves it (its control variate uses the true mini-batch gradients at Δ and Δ̃),
+//! and CG, H·v, influence and forgetting refuse it.
+//!
 //! Both report ‖∇L(Δ)‖/‖∇L(0)‖ (for CG, its relative residual ‖b − HΔ‖/‖b‖) and the loss, and
 //! both stop with `Error::Diverged` on NaN/Inf, non-positive curvature or a growing loss.
 use super::kfac::Kfac;
 use super::linearized::LinearizedNet;
 use super::params::{dot_sum, ParamSet};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::elementwise;
+use crate::gpu::kernels::{elementwise, reduce};
 use crate::gpu::{Gpu, Tensor};
 use crate::rng::Rng;
 
@@ -66,10 +71,64 @@ pub struct Problem<'a> {
     pub net: &'a LinearizedNet,
     pub theta0: &'a ParamSet,
     pub batches: Vec<Batch>,
-    /// Target scale κ.
+    /// Target scale κ (MSE only).
     pub kappa: f32,
     /// Weight decay λ toward θ0.
     pub lambda: f32,
+    pub loss: Loss,
+}
+
+/// The data term ℓ(f, y) of the training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// ½‖f − κ e_y‖²: a quadratic problem (the project's method).
+    #[default]
+    Mse,
+    /// −log softmax(f)_y: convex, not quadratic (SGD only; the paper's ablation).
+    CrossEntropy,
+}
+
+impl Loss {
+    pub fn parse(s: &str) -> Result<Loss> {
+        match s.trim() {
+            "mse" => Ok(Loss::Mse),
+            "ce" | "cross-entropy" | "cross_entropy" => Ok(Loss::CrossEntropy),
+            other => Err(Error::InvalidArgument(format!("loss {other:?}: mse or cross-entropy"))),
+        }
+    }
+}
+
+/// A batch's ∂ℓ/∂f and, under cross-entropy, its per-image losses (MSE's loss is ½‖r‖²).
+struct Residual {
+    r: Tensor,
+    ce: Option<Tensor>,
+}
+
+/// Σ_i ℓ_i over the residuals of every batch, in one readback.
+async fn data_loss(gpu: &Gpu, parts: &[Residual]) -> Result<f64> {
+    let ones: Vec<Option<Tensor>> = parts.iter().map(|p| p.ce.as_ref().map(|l| gpu.upload(&vec![1.0; l.len])).transpose()).collect::<Result<_>>()?;
+    let mut pairs = Vec::with_capacity(parts.len());
+    let mut half = true;
+    for (p, one) in parts.iter().zip(&ones) {
+        match (&p.ce, one) {
+            (Some(l), Some(o)) => {
+                pairs.push((l, o));
+                half = false;
+            }
+            _ => pairs.push((&p.r, &p.r)),
+        }
+    }
+    let sum = dot_sum(gpu, &pairs).await?;
+    Ok(if half { 0.5 * sum } else { sum })
+}
+
+/// CG and everything built on H·v need the quadratic (MSE) problem.
+pub fn require_quadratic(loss: Loss, what: &str) -> Result<()> {
+    match loss {
+        Loss::Mse => Ok(()),
+        Loss::CrossEntropy => Err(Error::InvalidArgument(format!("{what} needs the quadratic (MSE) problem; a cross-entropy model is trained with the SGD solver and cannot be explained or forgotten"))),
+    }
 }
 
 /// One solver iteration's record (a CG iteration or an SGD epoch).
@@ -100,12 +159,6 @@ impl Default for Sgd {
     fn default() -> Sgd {
         Sgd { lr: 0.5, momentum: 0.5, epochs: 30, seed: 0, variance_reduced: true }
     }
-}
-
-/// Σ‖r‖² over tensors, in f64, in one readback.
-async fn sum_of_squares(gpu: &Gpu, tensors: &[Tensor]) -> Result<f64> {
-    let pairs: Vec<(&Tensor, &Tensor)> = tensors.iter().map(|r| (r, r)).collect();
-    dot_sum(gpu, &pairs).await
 }
 
 /// L(x) = L(0) − ½ xᵀ(b + r) for a CG iterate x with residual r = b − Hx, in one readback.
@@ -149,7 +202,13 @@ impl<'a> Problem<'a> {
             let z = if resident <= budget { Resident::Gpu(zt) } else { Resident::Host(host.to_vec()) };
             batches.push(Batch { z, n: b, labels: gpu.upload_u32(&labels[start..start + b])?, f0 });
         }
-        Ok(Problem { net, theta0, batches, kappa, lambda })
+        Ok(Problem { net, theta0, batches, kappa, lambda, loss: Loss::Mse })
+    }
+
+    /// The same problem with data term `loss`.
+    pub fn with_loss(mut self, loss: Loss) -> Problem<'a> {
+        self.loss = loss;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -209,7 +268,7 @@ impl<'a> Problem<'a> {
             }
             first += b.n;
         }
-        Ok(Problem { net: self.net, theta0: self.theta0, batches, kappa: self.kappa, lambda: self.lambda })
+        Ok(Problem { net: self.net, theta0: self.theta0, batches, kappa: self.kappa, lambda: self.lambda, loss: self.loss })
     }
 
     /// Labels of every image, in order.
@@ -229,48 +288,65 @@ impl<'a> Problem<'a> {
         ParamSet::zeros(gpu, &self.net.param_lens())
     }
 
-    /// The residual r = f_lin(z; x) − κY of batch `b` with features `z` (x = 0 when None: the
-    /// cached f0, no pass).
-    fn residual(&self, rec: &mut crate::gpu::Recorder<'_>, b: &Batch, z: &Tensor, x: Option<&ParamSet>) -> Result<Tensor> {
+    /// The residual ∂ℓ/∂f of batch `b` with features `z` at Δ = x (x = 0 when None: the cached
+    /// f0, no pass): f_lin − κY under MSE, softmax(f_lin) − Y under cross-entropy.
+    fn residual(&self, rec: &mut crate::gpu::Recorder<'_>, b: &Batch, z: &Tensor, x: Option<&ParamSet>) -> Result<Residual> {
         let f = match x {
             Some(x) => self.net.f_lin(rec, self.theta0, z, b.n, x)?,
             None => b.f0.clone(),
         };
         let r = rec.gpu().zeros(b.f0.len)?;
-        elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
-        Ok(r)
+        match self.loss {
+            Loss::Mse => {
+                elementwise::mse_residual(rec, &f, &b.labels, self.net.classes, self.kappa, &r)?;
+                Ok(Residual { r, ce: None })
+            }
+            Loss::CrossEntropy => {
+                let ce = rec.gpu().zeros(b.n)?;
+                reduce::softmax_cross_entropy(rec, &f, &b.labels, b.n, self.net.classes, &r, &ce)?;
+                Ok(Residual { r, ce: Some(ce) })
+            }
+        }
     }
 
-    /// `scale · Σ_B J_Bᵀ r_B` with residuals r = f0 + J·x − κY (x = 0 when None), and Σ‖r‖².
-    async fn residual_vjp(&self, gpu: &Gpu, x: Option<&ParamSet>, scale: f32) -> Result<(ParamSet, f64)> {
+    /// `scale · Σ_B J_Bᵀ r_B` with residuals at Δ = x (x = 0 when None), Σ_i ℓ_i, and the
+    /// residuals themselves (per batch).
+    async fn residual_vjp(&self, gpu: &Gpu, x: Option<&ParamSet>, scale: f32) -> Result<(ParamSet, f64, Vec<Tensor>)> {
         let out = self.zeros(gpu)?;
         let mut residuals = Vec::with_capacity(self.batches.len());
         gpu.run(|rec| {
             for (i, b) in self.batches.iter().enumerate() {
                 let z = b.z(rec.gpu())?;
                 let r = self.residual(rec, b, &z, x)?;
-                self.net.vjp(rec, self.theta0, &z, b.n, &r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
+                self.net.vjp(rec, self.theta0, &z, b.n, &r.r, &out, scale, if i == 0 { 0.0 } else { 1.0 })?;
                 residuals.push(r);
             }
             Ok(())
         })?;
-        Ok((out, sum_of_squares(gpu, &residuals).await?))
+        let sum = data_loss(gpu, &residuals).await?;
+        Ok((out, sum, residuals.into_iter().map(|r| r.r).collect()))
     }
 
     /// b = (1/N) Σ Jᵀ(κY − f0) = −∇L(0), and L(0).
     pub async fn rhs(&self, gpu: &Gpu) -> Result<(ParamSet, f64)> {
-        let (b, sq) = self.residual_vjp(gpu, None, -1.0 / self.len() as f32).await?;
-        Ok((b, sq / (2.0 * self.len() as f64)))
+        let (b, sum, _) = self.residual_vjp(gpu, None, -1.0 / self.len() as f32).await?;
+        Ok((b, sum / self.len() as f64))
     }
 
     /// ∇L(x) and L(x) in one pass over the data.
     pub async fn gradient(&self, gpu: &Gpu, x: &ParamSet) -> Result<(ParamSet, f64)> {
+        let (g, loss, _) = self.gradient_and_residuals(gpu, x).await?;
+        Ok((g, loss))
+    }
+
+    /// ∇L(x), L(x), and every batch's residual at x (SGD's control variate under cross-entropy).
+    async fn gradient_and_residuals(&self, gpu: &Gpu, x: &ParamSet) -> Result<(ParamSet, f64, Vec<Tensor>)> {
         let n = self.len() as f64;
-        let (jtr, sq) = self.residual_vjp(gpu, Some(x), 1.0 / n as f32).await?;
+        let (jtr, sum, residuals) = self.residual_vjp(gpu, Some(x), 1.0 / n as f32).await?;
         let g = self.zeros(gpu)?;
         gpu.run(|rec| ParamSet::axpby(rec, 1.0, &jtr, self.lambda, x, &g))?;
         let reg = ParamSet::dot(gpu, x, x).await?;
-        Ok((g, sq / (2.0 * n) + 0.5 * self.lambda as f64 * reg))
+        Ok((g, sum / n + 0.5 * self.lambda as f64 * reg, residuals))
     }
 
     /// (‖∇L(x)‖, ‖∇L(0)‖): their ratio is the relative residual the solvers report (two passes).
@@ -280,8 +356,9 @@ impl<'a> Problem<'a> {
         Ok((ParamSet::dot(gpu, &g, &g).await?.sqrt(), ParamSet::dot(gpu, &b, &b).await?.sqrt()))
     }
 
-    /// H·v = (1/N) Σ Jᵀ(J v) + λ v.
+    /// H·v = (1/N) Σ Jᵀ(J v) + λ v (the MSE problem's Hessian).
     pub fn hvp(&self, gpu: &Gpu, v: &ParamSet) -> Result<ParamSet> {
+        require_quadratic(self.loss, "H·v")?;
         let jtj = self.zeros(gpu)?;
         let out = self.zeros(gpu)?;
         let scale = 1.0 / self.len() as f32;
@@ -305,8 +382,8 @@ impl<'a> Problem<'a> {
             }
             Ok(())
         })?;
-        let sq = sum_of_squares(gpu, &residuals).await?;
-        Ok(sq / (2.0 * self.len() as f64) + 0.5 * self.lambda as f64 * ParamSet::dot(gpu, delta, delta).await?)
+        let sum = data_loss(gpu, &residuals).await?;
+        Ok(sum / self.len() as f64 + 0.5 * self.lambda as f64 * ParamSet::dot(gpu, delta, delta).await?)
     }
 
     /// f_lin(z; Δ) for every image, in order: `[N, classes]`.
@@ -351,6 +428,7 @@ impl<'a> Problem<'a> {
         max_iter: usize,
         on_step: impl FnMut(Step),
     ) -> Result<(ParamSet, Vec<Step>)> {
+        require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let (b, loss0) = self.rhs(gpu).await?;
         self.cg(gpu, &b, loss0, start, precond, tol, max_iter, on_step).await
     }
@@ -363,6 +441,7 @@ impl<'a> Problem<'a> {
     /// CG on H x = b; `loss0` offsets the reported quadratic ½xᵀHx − bᵀx (L(0) for training).
     #[allow(clippy::too_many_arguments)]
     async fn cg(&self, gpu: &Gpu, b: &ParamSet, loss0: f64, start: Option<&ParamSet>, precond: Option<&Kfac>, tol: f64, max_iter: usize, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+        require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
         let mut x = self.start(gpu, start)?;
         let mut steps = Vec::new();
@@ -441,7 +520,7 @@ impl<'a> Problem<'a> {
         let (mut bnorm, mut first) = (0.0, 0.0);
         for epoch in 0..=sgd.epochs {
             // The full gradient at the snapshot: the stopping test, the loss, and SVRG's anchor.
-            let (full, loss) = self.gradient(gpu, &x).await?;
+            let (full, loss, anchor) = self.gradient_and_residuals(gpu, &x).await?;
             let gnorm = ParamSet::dot(gpu, &full, &full).await?.sqrt();
             if epoch == 0 {
                 bnorm = given_bnorm.unwrap_or(gnorm);
@@ -473,7 +552,19 @@ impl<'a> Problem<'a> {
                 gpu.run(|rec| {
                     let gpu = rec.gpu();
                     let z = bt.z(gpu)?;
-                    if sgd.variance_reduced {
+                    if sgd.variance_reduced && self.loss == Loss::CrossEntropy {
+                        // g = (1/|B|) J_Bᵀ(r_B(x) − r_B(x̃)) + λ(x − x̃) + ∇L(x̃): the linear
+                        // model's mini-batch gradients at x and at the snapshot x̃.
+                        let r = self.residual(rec, bt, &z, Some(&x))?;
+                        let dr = gpu.zeros(r.r.len)?;
+                        elementwise::axpby(rec, 1.0, &r.r, -1.0, &anchor[bi], &dr)?;
+                        let jtr = self.zeros(gpu)?;
+                        self.net.vjp(rec, self.theta0, &z, bt.n, &dr, &jtr, scale, 0.0)?;
+                        let (d, t) = (self.zeros(gpu)?, self.zeros(gpu)?);
+                        ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
+                        ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &d, &t)?;
+                        ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
+                    } else if sgd.variance_reduced {
                         // g = H_B(x − x̃) + ∇L(x̃)
                         let d = self.zeros(gpu)?;
                         ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
@@ -487,7 +578,7 @@ impl<'a> Problem<'a> {
                         // g = (1/|B|) J_Bᵀ r_B(x) + λx
                         let r = self.residual(rec, bt, &z, Some(&x))?;
                         let jtr = self.zeros(gpu)?;
-                        self.net.vjp(rec, self.theta0, &z, bt.n, &r, &jtr, scale, 0.0)?;
+                        self.net.vjp(rec, self.theta0, &z, bt.n, &r.r, &jtr, scale, 0.0)?;
                         ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &x, &g)
                     }
                 })?;

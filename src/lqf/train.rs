@@ -6,7 +6,7 @@ use super::finetune::Finetune;
 use super::kfac::{self, Kfac};
 use super::probe;
 use super::progress::{OnProgress, Phase, Progress};
-use super::solver::{Problem, Sgd, Step};
+use super::solver::{Loss, Problem, Sgd, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::model::arch::ArchDef;
@@ -92,6 +92,9 @@ pub struct Settings {
     pub alpha: f32,
     /// Target scale κ.
     pub kappa: f32,
+    /// LQF's data term (MSE unless asked; cross-entropy needs the SGD solver).
+    #[serde(default)]
+    pub loss: Loss,
     /// Weight decay λ toward θ0 (also the ridge probe's and the logistic probe's λ). When
     /// `lambda_path` is not empty, this is the λ that was chosen from it.
     pub lambda: f32,
@@ -141,6 +144,7 @@ impl Default for Settings {
             depth: Depth::Blocks(3),
             alpha: 0.05,
             kappa: 5.0,
+            loss: Loss::Mse,
             lambda: 1e-3,
             lambda_path: Vec::new(),
             init: Init::Random { seed: 0 },
@@ -297,8 +301,10 @@ pub struct Trained {
 pub struct LambdaScore {
     pub lambda: f32,
     pub accuracy: f64,
-    /// Mean squared error to the κ-scaled one-hot targets.
-    pub mse: f64,
+    /// Held-out loss: mean squared error to the κ-scaled one-hot targets, or the mean
+    /// cross-entropy for a cross-entropy model.
+    #[serde(alias = "mse")]
+    pub loss: f64,
 }
 
 /// The classifier at θ0 for features `z` of the split.
@@ -397,8 +403,8 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
     let theta0 = theta0(gpu, split, &w, &b)?;
     let mut path = s.lambda_path.clone();
     path.sort_by(|a, b| b.total_cmp(a));
-    let mut prob = Problem::new(gpu, &split.net, &theta0, &ztr, &ltr, s.batch, s.kappa, path[0]).await?;
-    let held = Problem::new(gpu, &split.net, &theta0, &zho, &lho, s.batch, s.kappa, path[0]).await?;
+    let mut prob = Problem::new(gpu, &split.net, &theta0, &ztr, &ltr, s.batch, s.kappa, path[0]).await?.with_loss(s.loss);
+    let held = Problem::new(gpu, &split.net, &theta0, &zho, &lho, s.batch, s.kappa, path[0]).await?.with_loss(s.loss);
     let factors = if s.kfac { Some(kfac::statistics_with(gpu, &prob, s.kfac_estimate()).await?) } else { None };
     let mut x: Option<ParamSet> = None;
     let mut scores = Vec::new();
@@ -410,12 +416,15 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
         };
         let (sol, _) = solve(gpu, &prob, x.as_ref(), k.as_ref(), s, &mut |_| {}).await?;
         let logits = held.predict(gpu, &sol).await?;
-        let mse = logits.iter().enumerate().map(|(j, &v)| (v as f64 - if lho[j / c] as usize == j % c { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>() / lho.len() as f64;
-        scores.push(LambdaScore { lambda, accuracy: accuracy(&logits, &lho, c), mse });
-        progress(Progress { loss: Some(mse), ..Progress::new(Phase::LambdaSearch, i + 1, path.len()) });
+        let loss = match s.loss {
+            Loss::Mse => logits.iter().enumerate().map(|(j, &v)| (v as f64 - if lho[j / c] as usize == j % c { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>() / lho.len() as f64,
+            Loss::CrossEntropy => probe::cross_entropy(&logits, &lho, c),
+        };
+        scores.push(LambdaScore { lambda, accuracy: accuracy(&logits, &lho, c), loss });
+        progress(Progress { loss: Some(loss), ..Progress::new(Phase::LambdaSearch, i + 1, path.len()) });
         x = Some(sol);
     }
-    let best = scores.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy).then(b.mse.total_cmp(&a.mse))).map(|s| s.lambda).unwrap_or(s.lambda);
+    let best = scores.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy).then(b.loss.total_cmp(&a.loss))).map(|s| s.lambda).unwrap_or(s.lambda);
     Ok((best, scores))
 }
 
@@ -443,7 +452,7 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
         Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new(), None),
         Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new(), None),
         Method::Lqf => {
-            let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?;
+            let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?.with_loss(s.loss);
             let kfac = if s.kfac && s.max_iter > 0 {
                 progress(Progress::new(Phase::Curvature, 0, 1));
                 let k = Kfac::estimated(gpu, &prob, s.lambda, s.kfac_estimate()).await?;

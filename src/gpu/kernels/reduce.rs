@@ -42,6 +42,21 @@ pub fn softmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize
     Ok(())
 }
 
+/// Cross-entropy over logits `[rows, cols]` with u32 `labels`: `r = softmax(f) − onehot(y)`
+/// (the loss's gradient in f) and `loss[row] = logsumexp(f_row) − f_row[y]`.
+pub fn softmax_cross_entropy(rec: &mut Recorder<'_>, f: &Tensor, labels: &Tensor, rows: usize, cols: usize, r: &Tensor, loss: &Tensor) -> Result<()> {
+    if cols == 0 {
+        return Err(crate::error::shape_err("softmax_cross_entropy", "no classes".to_string()));
+    }
+    check_len("softmax_cross_entropy f", f, rows * cols)?;
+    check_len("softmax_cross_entropy labels", labels, rows)?;
+    check_len("softmax_cross_entropy r", r, rows * cols)?;
+    check_len("softmax_cross_entropy loss", loss, rows)?;
+    let p = params(rows, cols, 0, 1.0, 0.0);
+    rec.dispatch(pipeline::REDUCE, "softmax_cross_entropy", &[], &[f, labels, r, loss], &p, groups_1d(rows, 64));
+    Ok(())
+}
+
 /// `out[r]` (u32) = index of the row's largest value.
 pub fn argmax_rows(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor) -> Result<()> {
     check_len("argmax_rows x", x, rows * cols)?;
