@@ -105,22 +105,17 @@ struct Residual {
     ce: Option<Tensor>,
 }
 
-/// Σ_i ℓ_i over the residuals of every batch, in one readback.
-async fn data_loss(gpu: &Gpu, parts: &[Residual]) -> Result<f64> {
-    let ones: Vec<Option<Tensor>> = parts.iter().map(|p| p.ce.as_ref().map(|l| gpu.upload(&vec![1.0; l.len])).transpose()).collect::<Result<_>>()?;
-    let mut pairs = Vec::with_capacity(parts.len());
-    let mut half = true;
-    for (p, one) in parts.iter().zip(&ones) {
-        match (&p.ce, one) {
-            (Some(l), Some(o)) => {
-                pairs.push((l, o));
-                half = false;
-            }
-            _ => pairs.push((&p.r, &p.r)),
+/// Σ_i ℓ_i over the residuals of every batch, in one readback: ½Σ‖r‖² under MSE, the sum of
+/// the kernel's per-image losses (⟨ℓ, 1⟩) under cross-entropy.
+async fn data_loss(gpu: &Gpu, loss: Loss, parts: &[Residual]) -> Result<f64> {
+    match loss {
+        Loss::Mse => Ok(0.5 * dot_sum(gpu, &parts.iter().map(|p| (&p.r, &p.r)).collect::<Vec<_>>()).await?),
+        Loss::CrossEntropy => {
+            let rows: Vec<&Tensor> = parts.iter().filter_map(|p| p.ce.as_ref()).collect();
+            let ones: Vec<Tensor> = rows.iter().map(|l| gpu.upload(&vec![1.0; l.len])).collect::<Result<_>>()?;
+            dot_sum(gpu, &rows.into_iter().zip(&ones).collect::<Vec<_>>()).await
         }
     }
-    let sum = dot_sum(gpu, &pairs).await?;
-    Ok(if half { 0.5 * sum } else { sum })
 }
 
 /// CG and everything built on H·v need the quadratic (MSE) problem.
@@ -323,7 +318,7 @@ impl<'a> Problem<'a> {
             }
             Ok(())
         })?;
-        let sum = data_loss(gpu, &residuals).await?;
+        let sum = data_loss(gpu, self.loss, &residuals).await?;
         Ok((out, sum, residuals.into_iter().map(|r| r.r).collect()))
     }
 
@@ -382,7 +377,7 @@ impl<'a> Problem<'a> {
             }
             Ok(())
         })?;
-        let sum = data_loss(gpu, &residuals).await?;
+        let sum = data_loss(gpu, self.loss, &residuals).await?;
         Ok(sum / self.len() as f64 + 0.5 * self.lambda as f64 * ParamSet::dot(gpu, delta, delta).await?)
     }
 
@@ -552,27 +547,26 @@ impl<'a> Problem<'a> {
                 gpu.run(|rec| {
                     let gpu = rec.gpu();
                     let z = bt.z(gpu)?;
-                    if sgd.variance_reduced && self.loss == Loss::CrossEntropy {
-                        // g = (1/|B|) J_Bᵀ(r_B(x) − r_B(x̃)) + λ(x − x̃) + ∇L(x̃): the linear
-                        // model's mini-batch gradients at x and at the snapshot x̃.
-                        let r = self.residual(rec, bt, &z, Some(&x))?;
-                        let dr = gpu.zeros(r.r.len)?;
-                        elementwise::axpby(rec, 1.0, &r.r, -1.0, &anchor[bi], &dr)?;
-                        let jtr = self.zeros(gpu)?;
-                        self.net.vjp(rec, self.theta0, &z, bt.n, &dr, &jtr, scale, 0.0)?;
-                        let (d, t) = (self.zeros(gpu)?, self.zeros(gpu)?);
-                        ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
-                        ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &d, &t)?;
-                        ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
-                    } else if sgd.variance_reduced {
-                        // g = H_B(x − x̃) + ∇L(x̃)
+                    if sgd.variance_reduced {
+                        // g = (1/|B|) J_Bᵀ(r_B(x) − r_B(x̃)) + λ(x − x̃) + ∇L(x̃). Under MSE the
+                        // residuals' difference is J_B(x − x̃) (one JVP pass, so g = H_B(x − x̃)
+                        // + ∇L(x̃)); under cross-entropy it is taken from the residual at x and
+                        // the one the full pass kept at the snapshot x̃.
                         let d = self.zeros(gpu)?;
                         ParamSet::axpby(rec, 1.0, &x, -1.0, &snapshot, &d)?;
-                        let (_, jd) = self.net.jvp(rec, self.theta0, &z, bt.n, &d)?;
-                        let jtj = self.zeros(gpu)?;
-                        self.net.vjp(rec, self.theta0, &z, bt.n, &jd, &jtj, scale, 0.0)?;
+                        let dr = match self.loss {
+                            Loss::Mse => self.net.jvp(rec, self.theta0, &z, bt.n, &d)?.1,
+                            Loss::CrossEntropy => {
+                                let r = self.residual(rec, bt, &z, Some(&x))?;
+                                let dr = gpu.zeros(r.r.len)?;
+                                elementwise::axpby(rec, 1.0, &r.r, -1.0, &anchor[bi], &dr)?;
+                                dr
+                            }
+                        };
+                        let jtr = self.zeros(gpu)?;
+                        self.net.vjp(rec, self.theta0, &z, bt.n, &dr, &jtr, scale, 0.0)?;
                         let t = self.zeros(gpu)?;
-                        ParamSet::axpby(rec, 1.0, &jtj, self.lambda, &d, &t)?;
+                        ParamSet::axpby(rec, 1.0, &jtr, self.lambda, &d, &t)?;
                         ParamSet::axpby(rec, 1.0, &t, 1.0, &full, &g)
                     } else {
                         // g = (1/|B|) J_Bᵀ r_B(x) + λx
