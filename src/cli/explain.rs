@@ -105,22 +105,16 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     let training = Training::load(&gpu, &net, &m, &file, dir, &mut pl)?;
     let prob = training.problem(&gpu, &m)?;
     let st = &m.settings;
-    // The page keeps the K-FAC inverse from training; a model file does not, so it is
-    // computed again here (timed apart: it is the same cost retraining pays).
     let t = Instant::now();
-    let kfac = if st.kfac { Some(pollster::block_on(Kfac::estimated(&gpu, &prob, st.lambda, st.kfac_estimate())).map_err(s)?) } else { None };
-    let kfac_secs = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, kfac.as_ref(), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
+    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, None, index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
     let values = pollster::block_on(forgot.delta.read(&gpu)).map_err(s)?;
     let secs = t.elapsed().as_secs_f64();
     let share = forgot.steps.last().map_or(0.0, |s| s.relative_residual);
     eprintln!(
-        "forgot {} in {secs:.1} s ({} CG iterations on its share of the gradient, to {share:.1e} of it; asked {:.1e}){}",
+        "forgot {} in {secs:.1} s ({} CG iterations on its share of the gradient, to {share:.1e} of it; asked {:.1e})",
         file.train_files[index].0,
         forgot.steps.len(),
-        forgot.tol,
-        if st.kfac { format!(", plus {kfac_secs:.1} s for the K-FAC preconditioner") } else { String::new() }
+        forgot.tol
     );
     if compare {
         // Retrain without the image from scratch, as the model was trained (same tolerance and
@@ -137,11 +131,10 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
         let residual = |d: &lqf::lqf::ParamSet| pollster::block_on(scratch.gradient_norms(&gpu, d)).map(|(g, b)| g / b).map_err(s);
         let (r_forget, r_scratch) = (residual(&forgot.delta)?, residual(&fresh)?);
         eprintln!(
-            "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster with the K-FAC kept from training (as the page does), {:.1}× counting its recomputation",
+            "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster",
             if st.kfac { "" } else { "no " },
             cold.len(),
-            secs2 / secs,
-            secs2 / (secs + kfac_secs)
+            secs2 / secs
         );
         eprintln!("relative residual on the problem without it: forgetting {r_forget:.2e}, from scratch {r_scratch:.2e}; ‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = {diff:.2e}");
     }

@@ -163,7 +163,8 @@ impl Trainer {
             Method::Lqf => {
                 let z = m.set.features();
                 let prob = self.problem(&m, &z).await?;
-                let f = influence::forget(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
+                // Plain CG on the share (see `influence::forget`).
+                let f = influence::forget(&self.gpu, &prob, &m.trained.delta, None, index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
                 (Some(f.delta), f.steps.len(), None)
             }
             // The probes are closed-form or cheap: retrain them without it.
