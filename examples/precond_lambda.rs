@@ -1,0 +1,47 @@
+//! Diagnostic: training's CG with and without K-FAC across λ, measured as the distance that
+//! matters, the energy gap L(Δ) − L* (half the squared H-norm of the error), not the gradient.
+//! On the 50 bundled EuroSAT photos (depth 1, the seeded random classifier of examples/kfac_scale.rs),
+//! for each λ: a reference optimum (plain CG from K-FAC CG's last iterate to REF_TOL), then the
+//! iterations each solver needs from zero to a gap of 1e-2 … 1e-5 of L(0) − L*, and the
+//! relative gradient residual it shows there.
+//!   cargo run --release --example precond_lambda [LAMBDAS] [CAP] [REF_TOL]
+use lqf::data::{self, ImageFolder};
+use lqf::lqf::kfac::Kfac;
+use lqf::lqf::solver::Step;
+use lqf::lqf::{train, Problem};
+use lqf::model::Backbone;
+use lqf::rng::Rng;
+use std::path::Path;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let lambdas: Vec<f32> = args.get(1).map_or("1e-3,1e-2,1e-1,0.5", String::as_str).split(',').map(|v| v.parse()).collect::<Result<_, _>>()?;
+    let cap: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(60);
+    let ref_tol: f64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1e-5);
+    let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default()))?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let net = Backbone::from_weight_file(&gpu, &std::fs::read(root.join("weights/mobilenet_v2.safetensors"))?, None)?;
+    let set = ImageFolder::scan(&root.join("web/samples/eurosat/train"))?;
+    let classes = set.classes.len();
+    let split = train::split(&net, train::Depth::Blocks(1), classes, 0.05)?;
+    let f = pollster::block_on(data::trunk_features(&gpu, &net, split.trunk_end, &set.items, &mut |_| {}))?;
+    let mut rng = Rng::new(3);
+    let w: Vec<f32> = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect();
+    let theta0 = train::theta0(&gpu, &split, &w, &vec![0.0; classes])?;
+    for lambda in lambdas {
+        let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &f.z, &f.labels, 32, 5.0, lambda))?;
+        let k = pollster::block_on(Kfac::new(&gpu, &prob, lambda))?;
+        let (kd, ks) = pollster::block_on(prob.solve_cg(&gpu, None, Some(&k), 0.0, cap, |_| {}))?;
+        let (_, ps) = pollster::block_on(prob.solve_cg(&gpu, None, None, 0.0, cap, |_| {}))?;
+        let (exact, rs) = pollster::block_on(prob.solve_cg(&gpu, Some(&kd), None, ref_tol, 4 * cap, |_| {}))?;
+        let l_star = pollster::block_on(prob.loss(&gpu, &exact))?;
+        let l0 = pollster::block_on(prob.loss(&gpu, &lqf::lqf::ParamSet::zeros(&gpu, &split.net.param_lens())?))?;
+        println!("λ {lambda:e}: reference {} more plain iterations to {:.1e}; L(0) − L* = {:.3e}", rs.len(), rs.last().map_or(0.0, |s| s.relative_residual), l0 - l_star);
+        let at = |steps: &[Step], g: f64| steps.iter().find(|s| s.loss - l_star <= g).map_or(format!(">{cap}"), |s| format!("{} (residual {:.1e})", s.iteration, s.relative_residual));
+        for rel in [1e-2, 1e-3, 1e-4, 1e-5] {
+            let g = rel * (l0 - l_star);
+            println!("  gap ≤ {rel:.0e}: K-FAC CG {:<24} plain CG {}", at(&ks, g), at(&ps, g));
+        }
+    }
+    Ok(())
+}
