@@ -8,27 +8,16 @@
 //! K-FAC and with plain CG.
 //!   cargo run --release --example kfac_scale [DEPTH] [LAMBDA] [expand|reduce|expand,reduce] [cg] [TOL]
 //! (`cg`: skip the per-tensor table and the power iteration.)
-use lqf::data::{self, ImageFolder};
+mod common;
 use lqf::lqf::kfac::{Estimate, Kfac, Positions};
-use lqf::lqf::{train, ParamSet, Problem};
-use lqf::model::Backbone;
-use lqf::rng::Rng;
-use std::path::Path;
+use lqf::lqf::{ParamSet, Problem};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let depth: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
     let lambda: f32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1e-3);
     let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default()))?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let net = Backbone::from_weight_file(&gpu, &std::fs::read(root.join("weights/mobilenet_v2.safetensors"))?, None)?;
-    let set = ImageFolder::scan(&root.join("web/samples/eurosat/train"))?;
-    let classes = set.classes.len();
-    let split = train::split(&net, train::Depth::Blocks(depth), classes, 0.05)?;
-    let f = pollster::block_on(data::trunk_features(&gpu, &net, split.trunk_end, &set.items, &mut |_| {}))?;
-    let mut rng = Rng::new(3);
-    let w: Vec<f32> = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect();
-    let theta0 = train::theta0(&gpu, &split, &w, &vec![0.0; classes])?;
+    let common::Fifty { split, features: f, theta0, mut rng } = common::fifty_photos(&gpu, depth)?;
     let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &f.z, &f.labels, 32, 5.0, lambda))?;
     let lens = split.net.param_lens();
     println!("depth {depth}, λ {lambda:e}, {} images: ρ = uᵀHu/uᵀv with u = M⁻¹v, v random on one tensor", prob.len());

@@ -5,13 +5,10 @@
 //! iterations each solver needs from zero to a gap of 1e-2 … 1e-5 of L(0) − L*, and the
 //! relative gradient residual it shows there.
 //!   cargo run --release --example precond_lambda [LAMBDAS] [CAP] [REF_TOL]
-use lqf::data::{self, ImageFolder};
+mod common;
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::solver::Step;
-use lqf::lqf::{train, Problem};
-use lqf::model::Backbone;
-use lqf::rng::Rng;
-use std::path::Path;
+use lqf::lqf::Problem;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -19,15 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cap: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(60);
     let ref_tol: f64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1e-5);
     let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default()))?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let net = Backbone::from_weight_file(&gpu, &std::fs::read(root.join("weights/mobilenet_v2.safetensors"))?, None)?;
-    let set = ImageFolder::scan(&root.join("web/samples/eurosat/train"))?;
-    let classes = set.classes.len();
-    let split = train::split(&net, train::Depth::Blocks(1), classes, 0.05)?;
-    let f = pollster::block_on(data::trunk_features(&gpu, &net, split.trunk_end, &set.items, &mut |_| {}))?;
-    let mut rng = Rng::new(3);
-    let w: Vec<f32> = rng.vec_f32(split.net.features * classes).iter().map(|v| v * 0.03).collect();
-    let theta0 = train::theta0(&gpu, &split, &w, &vec![0.0; classes])?;
+    let common::Fifty { split, features: f, theta0, .. } = common::fifty_photos(&gpu, 1)?;
     for lambda in lambdas {
         let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &f.z, &f.labels, 32, 5.0, lambda))?;
         let k = pollster::block_on(Kfac::new(&gpu, &prob, lambda))?;
