@@ -656,7 +656,7 @@ async function forgetPhoto(p) {
     const r = JSON.parse(await enqueue(() => trainer.forget(p.id)));
     const hit = thumbOf(p.id);
     if (hit) removePhoto(hit.cls, hit.img);
-    setTrainState('done', `Forgot ${r.forgot} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.iterations} warm-started iterations): the model is now exactly the one trained without it.`);
+    setTrainState('done', `Forgot ${r.forgot} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.iterations} CG iterations on its share of the gradient, from the trained model): the model is now the one trained without it, as accurately as it was trained.`);
     markDirty();
     if (state.lastPhoto) {
       await classify(state.lastPhoto);
