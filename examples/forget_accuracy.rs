@@ -1,14 +1,17 @@
-//! Diagnostic: how close forgetting gets to the exact optimum without the image, iteration by
-//! iteration, next to retraining from scratch as the model was trained.
+//! Diagnostic: forgetting against retraining at the same distance from the exact optimum
+//! without the image.
 //!
-//! For a model file and its training folder: the smaller problem's optimum Δ* is solved tightly
-//! (plain CG warm-started at the model, to REF_TOL), then for retraining from scratch (K-FAC CG
-//! to the model's tolerance) and for forgetting after k CG iterations it prints
-//!   err  = ‖Δ − Δ*‖/‖Δ*‖,
-//!   gap  = L'(Δ) − L'(Δ*) (half the squared H'-norm of the error: what CG minimises),
-//!   gone = how much of the image's own prediction change f_j(Δ*) − f_j(Δ_model) is made.
+//! For a model file and its training folder: the model is first solved tightly (plain CG from
+//! it, to REF_TOL: forgetting can get no closer than the model it starts from), then the
+//! smaller problem's optimum Δ* (plain CG from there). Distance to Δ* is the energy gap
+//! L'(Δ) − L'(Δ*) (half the squared H'-norm of the error, what CG minimises). Retraining from
+//! scratch (CG from zero) and forgetting (CG on the image's share from the tight model), with
+//! K-FAC and without, each run CAP iterations; printed: their gaps by iteration and the
+//! iterations each needs to the same gap, for gaps relative to what the image contributes
+//! (L'(Δ_full) − L'*) and relative to the whole problem (L'(0) − L'*).
+//! `plain`: without the K-FAC runs.
 //!   cargo run --release --example forget_accuracy MODEL DIR IMAGE_NAME [CAP] [REF_TOL] [plain]
-use lqf::data::{self, ImageFolder};
+use lqf::data;
 use lqf::lqf::influence::{forget, ForgetTol};
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::model_file::ModelFile;
@@ -22,8 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 4 {
         return Err("usage: forget_accuracy MODEL DIR IMAGE_NAME [CAP] [REF_TOL] [plain]".into());
     }
-    let cap_scratch: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(100);
-    let cap_forget: usize = cap_scratch;
+    let cap: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(100);
     let ref_tol: f64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(1e-5);
     let plain_only = args.get(6).is_some_and(|a| a == "plain");
     let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default()))?;
@@ -32,13 +34,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net = Backbone::from_weight_file(&gpu, &std::fs::read(root.join(format!("weights/{}.safetensors", file.backbone.id())))?, Some(file.backbone))?;
     let m = Trained::from_model_file(&gpu, &net, &file)?;
     let train = Path::new(&args[2]).join("train");
-    let _ = ImageFolder::scan(&train)?;
     let items: Vec<_> = file.train_files.iter().map(|(f, l)| (train.join(f), *l)).collect();
     let j = file.train_files.iter().position(|(f, _)| f.contains(args[3].as_str())).ok_or("no training image of that name")?;
     let feats = pollster::block_on(data::trunk_features(&gpu, &net, m.split.trunk_end, &items, &mut |_| {}))?;
+    // A skipped image would shift every index after it.
+    if let Some((p, why)) = feats.skipped.first() {
+        return Err(format!("training image {} is missing or unreadable ({why})", p.display()).into());
+    }
     let st = &m.settings;
     let prob = pollster::block_on(Problem::new(&gpu, &m.split.net, &m.theta0, &feats.z, &feats.labels, st.batch, st.kappa, st.lambda))?;
-    let k = pollster::block_on(Kfac::estimated(&gpu, &prob, st.lambda, st.kfac_estimate()))?;
+    // The K-FAC factors only when the K-FAC runs are asked for.
+    let k = if plain_only { None } else { Some(pollster::block_on(Kfac::estimated(&gpu, &prob, st.lambda, st.kfac_estimate()))?) };
     let small = prob.without(&gpu, j)?;
     println!("{} images, forgetting #{j} {}; λ {:e}, training tolerance {:e}, cap {}", prob.len(), file.train_files[j].0, st.lambda, st.cg_tol, st.max_iter);
 
@@ -51,17 +57,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let l_zero = pollster::block_on(small.loss(&gpu, &ParamSet::zeros(&gpu, &m.split.net.param_lens())?))?;
     let l_full = pollster::block_on(small.loss(&gpu, &full))?;
     println!("L'(0) − L'* = {:.4e}; L'(Δ_full) − L'* = {:.4e} (what forgetting removes)", l_zero - l_exact, l_full - l_exact);
-    let pre = |kfac: bool| if kfac { Some(&k) } else { None };
+    let pre = |kfac: bool| if kfac { k.as_ref() } else { None };
     let first_below = |gaps: &[f64], g: f64| gaps.iter().position(|&x| x <= g).map_or(format!(">{}", gaps.len()), |i| (i + 1).to_string());
     let mut table = Vec::new();
     let variants: &[bool] = if plain_only { &[false] } else { &[true, false] };
     for &kfac in variants {
         let name = if kfac { "K-FAC" } else { "plain" };
-        let (_, cold) = pollster::block_on(small.solve_cg(&gpu, None, pre(kfac), 0.0, cap_scratch, |_| {}))?;
+        let (_, cold) = pollster::block_on(small.solve_cg(&gpu, None, pre(kfac), 0.0, cap, |_| {}))?;
         let scratch: Vec<f64> = cold.iter().map(|s| s.loss - l_exact).collect();
         // Forgetting's CG minimises q(δ) = ½δᵀH'δ − gᵀδ; q_k − q* is the same energy gap
         // L'(Δ_full + δ_k) − L'(Δ_full + δ*), q* taken from a long run.
-        let f = pollster::block_on(forget(&gpu, &prob, &full, pre(kfac), j, ForgetTol::Share(0.0), cap_forget))?;
+        let f = pollster::block_on(forget(&gpu, &prob, &full, pre(kfac), j, ForgetTol::Share(0.0), cap))?;
         let q_star = f.steps.last().map_or(0.0, |s| s.loss);
         let forgetting: Vec<f64> = f.steps.iter().map(|s| s.loss - q_star).collect();
         println!("{name}: scratch gap by iteration {:?}", scratch.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>());
