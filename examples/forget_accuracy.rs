@@ -9,10 +9,14 @@
 //! K-FAC and without, each run CAP iterations; printed: their gaps by iteration and the
 //! iterations each needs to the same gap, for gaps relative to what the image contributes
 //! (L'(Δ_full) − L'*) and relative to the whole problem (L'(0) − L'*).
-//! `plain`: without the K-FAC runs.
-//!   cargo run --release --example forget_accuracy MODEL DIR IMAGE_NAME [CAP] [REF_TOL] [plain]
+//! `plain`: without the K-FAC runs. `recycled=K`: the tight model is trained from zero instead
+//! (plain CG keeping its first K directions, as the page does) and forgetting with them
+//! (`Correction::Recycled`) is measured too; `SKIP_BASELINES=1` leaves out retraining and
+//! plain forgetting (measured before on the same problem).
+//!   cargo run --release --example forget_accuracy MODEL DIR IMAGE_NAME [CAP] [REF_TOL] [plain|recycled=K]
 use lqf::data;
-use lqf::lqf::influence::{forget, ForgetTol};
+use lqf::lqf::influence::{forget, Correction, ForgetTol};
+use lqf::lqf::recycle::KrylovBasis;
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::model_file::ModelFile;
 use lqf::lqf::train::Trained;
@@ -27,7 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let cap: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(100);
     let ref_tol: f64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(1e-5);
-    let plain_only = args.get(6).is_some_and(|a| a == "plain");
+    let recycled: Option<usize> = args.get(6).and_then(|a| a.strip_prefix("recycled=")).map(str::parse).transpose()?;
+    let plain_only = args.get(6).is_some_and(|a| a == "plain") || recycled.is_some();
+    let skip_baselines = std::env::var("SKIP_BASELINES").is_ok();
     let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default()))?;
     let file = ModelFile::from_bytes(&std::fs::read(&args[1])?, None)?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -49,8 +55,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} images, forgetting #{j} {}; λ {:e}, training tolerance {:e}, cap {}", prob.len(), file.train_files[j].0, st.lambda, st.cg_tol, st.max_iter);
 
     // The model solved tightly first, so that what is measured is forgetting's own error.
-    let (full, steps) = pollster::block_on(prob.solve_cg(&gpu, Some(&m.delta), None, ref_tol, 600, |_| {}))?;
-    println!("the full problem, plain CG from the model: {} iterations to {:.2e}", steps.len(), steps.last().map_or(0.0, |s| s.relative_residual));
+    let (full, basis) = match recycled {
+        Some(keep) => {
+            let (full, steps, basis) = pollster::block_on(prob.solve_cg_keeping(&gpu, None, None, ref_tol, 600, keep, |_| {}))?;
+            println!("the full problem, plain CG from zero: {} iterations to {:.2e}, {} directions kept", steps.len(), steps.last().map_or(0.0, |s| s.relative_residual), basis.len());
+            (full, basis)
+        }
+        None => {
+            let (full, steps) = pollster::block_on(prob.solve_cg(&gpu, Some(&m.delta), None, ref_tol, 600, |_| {}))?;
+            println!("the full problem, plain CG from the model: {} iterations to {:.2e}", steps.len(), steps.last().map_or(0.0, |s| s.relative_residual));
+            (full, KrylovBasis::default())
+        }
+    };
     let (exact, steps) = pollster::block_on(small.solve_cg(&gpu, Some(&full), None, ref_tol, 600, |_| {}))?;
     println!("without the image, plain CG from there: {} iterations to {:.2e}", steps.len(), steps.last().map_or(0.0, |s| s.relative_residual));
     let l_exact = pollster::block_on(small.loss(&gpu, &exact))?;
@@ -61,19 +77,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first_below = |gaps: &[f64], g: f64| gaps.iter().position(|&x| x <= g).map_or(format!(">{}", gaps.len()), |i| (i + 1).to_string());
     let mut table = Vec::new();
     let variants: &[bool] = if plain_only { &[false] } else { &[true, false] };
-    for &kfac in variants {
+    for &kfac in variants.iter().filter(|_| !skip_baselines) {
         let name = if kfac { "K-FAC" } else { "plain" };
         let (_, cold) = pollster::block_on(small.solve_cg(&gpu, None, pre(kfac), 0.0, cap, |_| {}))?;
         let scratch: Vec<f64> = cold.iter().map(|s| s.loss - l_exact).collect();
         // Forgetting's CG minimises q(δ) = ½δᵀH'δ − gᵀδ; q_k − q* is the same energy gap
         // L'(Δ_full + δ_k) − L'(Δ_full + δ*), q* taken from a long run.
-        let f = pollster::block_on(forget(&gpu, &prob, &full, pre(kfac), j, ForgetTol::Share(0.0), cap))?;
+        let f = pollster::block_on(forget(&gpu, &prob, &full, Correction::Cg(pre(kfac)), j, ForgetTol::Share(0.0), cap))?;
         let q_star = f.steps.last().map_or(0.0, |s| s.loss);
         let forgetting: Vec<f64> = f.steps.iter().map(|s| s.loss - q_star).collect();
         println!("{name}: scratch gap by iteration {:?}", scratch.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>());
         println!("{name}: forgetting gap by iteration {:?}", forgetting.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>());
         println!("{name}: forgetting share residual by iteration {:?}", f.steps.iter().map(|s| format!("{:.2e}", s.relative_residual)).collect::<Vec<_>>());
         table.push((name, scratch, forgetting));
+    }
+    if recycled.is_some() {
+        let t = std::time::Instant::now();
+        let f = pollster::block_on(forget(&gpu, &prob, &full, Correction::Recycled(&basis), j, ForgetTol::Share(0.0), cap))?;
+        let q_star = l_exact - l_full;
+        let gaps: Vec<f64> = f.steps.iter().map(|s| s.loss - q_star).collect();
+        println!("recycled ({} directions, {:.1} s a product): forgetting gap by product {:?}", basis.len(), t.elapsed().as_secs_f64() / f.steps.len().max(1) as f64, gaps.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>());
+        table.push(("recycled", Vec::new(), gaps));
     }
     // The same distance to the exact optimum for both: within ε of what the image contributes
     // (energy gap ε²·(L'(Δ_full) − L'*), the image's effect cut to ε) and, for reference, at

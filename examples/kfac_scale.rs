@@ -71,11 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let to = |t: f64| history.iter().position(|s| s.relative_residual <= t).map_or("-".to_string(), |i| (i + 1).to_string());
         println!("K-FAC CG to a relative residual of 1e-2: {}, 1e-3: {} iterations (cap 100)", to(1e-2), to(1e-3));
         // Forgetting image 0 from that optimum: its share of the gradient to a tenth.
-        use lqf::lqf::influence::{forget, ForgetTol};
-        let f = pollster::block_on(forget(&gpu, &prob, &delta, Some(&k), 0, ForgetTol::Share(0.1), 100))?;
+        use lqf::lqf::influence::{forget, Correction, ForgetTol};
+        let f = pollster::block_on(forget(&gpu, &prob, &delta, Correction::Cg(Some(&k)), 0, ForgetTol::Share(0.1), 100))?;
         let last = |f: &lqf::lqf::influence::Forgotten| f.steps.last().map_or(0.0, |s| s.relative_residual);
         println!("forgetting image 0 (share to 0.1): {} iterations (share left {:.2e})", f.steps.len(), last(&f));
-        let plain = pollster::block_on(forget(&gpu, &prob, &delta, None, 0, ForgetTol::Share(0.1), 100))?;
+        let plain = pollster::block_on(forget(&gpu, &prob, &delta, Correction::Cg(None), 0, ForgetTol::Share(0.1), 100))?;
         println!("  the same without K-FAC (plain CG): {} iterations (share left {:.2e})", plain.steps.len(), last(&plain));
     }
     Ok(())

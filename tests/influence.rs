@@ -4,7 +4,7 @@ mod common;
 
 use common::tiny::{closed_form, f_lin, flat, random_params, rel, tiny};
 use common::{block, gpu};
-use lqf::lqf::influence::{self, ForgetTol, InverseHessian};
+use lqf::lqf::influence::{self, Correction, ForgetTol, InverseHessian};
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::{ParamSet, Problem};
 use lqf::rng::Rng;
@@ -105,7 +105,7 @@ fn forgetting_equals_retraining_without_the_image() {
     let k = block(Kfac::new(g, &prob, LAMBDA)).unwrap();
     let (delta, _) = block(prob.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
     for j in [0, 6, N - 1] {
-        let influence::Forgotten { problem: smaller, delta: forgot, steps: warm, .. } = block(influence::forget(g, &prob, &delta, Some(&k), j, ForgetTol::Share(1e-7), 500)).unwrap();
+        let influence::Forgotten { problem: smaller, delta: forgot, steps: warm, .. } = block(influence::forget(g, &prob, &delta, Correction::Cg(Some(&k)), j, ForgetTol::Share(1e-7), 500)).unwrap();
         assert_eq!(smaller.len(), N - 1);
         let (zj, lj) = without(&z, &labels, j, per);
         assert_eq!(block(smaller.labels(g)).unwrap(), lj, "the other images keep their labels and order");
@@ -117,6 +117,49 @@ fn forgetting_equals_retraining_without_the_image() {
         eprintln!("forget image {j}: {} CG iterations for its share, {} from scratch", warm.len(), cold.len());
     }
     assert!(prob.without(g, N).is_err());
+}
+
+/// Forgetting with training's Krylov basis recycled (deflated CG) reaches the same optimum as
+/// retraining without the image, in fewer H products than plain CG on the share; the basis it
+/// returns (updated for the smaller problem) serves the next removal as exactly.
+#[test]
+fn recycled_forgetting_equals_retraining_and_needs_fewer_products() {
+    let g = gpu();
+    let (net, th, z, labels, _) = setup(53);
+    let per = net.input.len();
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, 5, KAPPA, LAMBDA)).unwrap();
+    // Plain CG, keeping a dozen directions: fewer than the problem's dimension, so the
+    // deflated solve still has work of its own.
+    let (delta, _, basis) = block(prob.solve_cg_keeping(g, None, None, 1e-7, 500, 12, |_| {})).unwrap();
+    assert_eq!(basis.len(), 12);
+    let j = 4;
+    // The update for the smaller problem is exact: H'·p for every kept p.
+    let updated = block(basis.without(g, &prob, j)).unwrap();
+    let smaller = prob.without(g, j).unwrap();
+    for (p, hp) in updated.directions().0.iter().zip(updated.directions().1) {
+        let want = flat(&block(smaller.hvp(g, p).unwrap().read(g)).unwrap());
+        let got = flat(&block(hp.read(g)).unwrap());
+        assert!(rel(&got, &want) < 1e-5, "H'p from the update vs a product: {:.1e}", rel(&got, &want));
+    }
+    let recycled = block(influence::forget(g, &prob, &delta, Correction::Recycled(&basis), j, ForgetTol::Share(1e-6), 500)).unwrap();
+    let plain = block(influence::forget(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Share(1e-6), 500)).unwrap();
+    let (zj, lj) = without(&z, &labels, j, per);
+    let exact = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
+    let f = flat(&block(recycled.delta.read(g)).unwrap());
+    eprintln!("recycled: {} H products, plain CG on the share: {}; error {:.1e}", recycled.steps.len(), plain.steps.len(), rel(&f, &exact));
+    assert!(rel(&f, &exact) < FORGET_REL, "recycled forgetting vs exact {:.1e}", rel(&f, &exact));
+    assert!(recycled.steps.len() < plain.steps.len(), "recycled {} vs plain {}", recycled.steps.len(), plain.steps.len());
+    // A second removal from the forgotten model, with the returned basis.
+    let (smaller, next) = (recycled.problem, recycled.basis.expect("the updated basis"));
+    let k = 9; // image 10 of the original order
+    let again = block(influence::forget(g, &smaller, &recycled.delta, Correction::Recycled(&next), k, ForgetTol::Share(1e-6), 500)).unwrap();
+    let keep: Vec<usize> = (0..N).filter(|&i| i != j && i != 10).collect();
+    let z2: Vec<f32> = keep.iter().flat_map(|&i| z[i * per..(i + 1) * per].iter().copied()).collect();
+    let l2: Vec<u32> = keep.iter().map(|&i| labels[i]).collect();
+    let exact2 = closed_form(&net, &th, &z2, &l2, KAPPA, LAMBDA);
+    let f2 = flat(&block(again.delta.read(g)).unwrap());
+    assert!(rel(&f2, &exact2) < FORGET_REL, "second recycled removal vs exact {:.1e}", rel(&f2, &exact2));
 }
 
 /// The rule the CLI and the page use (`ForgetTol::Model`), on a model trained only loosely:
@@ -135,7 +178,7 @@ fn forgetting_a_loosely_trained_model_keeps_its_accuracy() {
     let j = 3;
     let (zj, lj) = without(&z, &labels, j, per);
     let exact = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
-    let f = block(influence::forget(g, &prob, &delta, None, j, ForgetTol::Model { cg_tol: 1e-2 }, 500)).unwrap();
+    let f = block(influence::forget(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Model { cg_tol: 1e-2 }, 500)).unwrap();
     let forgot = flat(&block(f.delta.read(g)).unwrap());
     let (share, train_err, err) = (rel(&exact_all, &exact), rel(&trained, &exact_all), rel(&forgot, &exact));
     eprintln!("image {j}'s share {share:.2e}; training's error {train_err:.2e}; after forgetting ({} iterations) {err:.2e}", f.steps.len());

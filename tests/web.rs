@@ -156,6 +156,7 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     let file = t.export_model().await.unwrap();
     let forgot: serde_json::Value = serde_json::from_str(&t.forget(106).await.unwrap()).unwrap();
     assert_eq!(forgot["forgot"], "SeaLake/SeaLake_2096.jpg");
+    assert!(forgot["recycled"].as_u64().unwrap_or(0) > 0, "the page forgets with training's kept directions: {forgot}");
     let (_, after_forget) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
     // The model interpolates its 9 images (residual ≈ 0), so removing one moves it little; its
     // own SeaLake score must not rise, and the model must now list 8 images.

@@ -656,7 +656,7 @@ async function forgetPhoto(p) {
     const r = JSON.parse(await enqueue(() => trainer.forget(p.id)));
     const hit = thumbOf(p.id);
     if (hit) removePhoto(hit.cls, hit.img);
-    setTrainState('done', `Forgot ${r.forgot} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.iterations} CG iterations on its share of the gradient, from the trained model): the model is now the one trained without it, as accurately as it was trained.`);
+    setTrainState('done', `Forgot ${r.forgot} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.iterations} CG iterations on its share of the gradient, from the trained model${r.recycled ? `, deflated with ${r.recycled} directions kept from training` : ''}): the model is now the one trained without it, as accurately as it was trained.`);
     markDirty();
     if (state.lastPhoto) {
       await classify(state.lastPhoto);

@@ -4,7 +4,7 @@ use super::train::load_model;
 use super::{open, s, train_dir, ProgressLine, Res};
 use lqf::data;
 use lqf::gpu::Gpu;
-use lqf::lqf::influence::{self, ForgetTol, InverseHessian};
+use lqf::lqf::influence::{self, Correction, ForgetTol, InverseHessian};
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::model_file::ModelFile;
 use lqf::lqf::train::Trained;
@@ -106,7 +106,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     let prob = training.problem(&gpu, &m)?;
     let st = &m.settings;
     let t = Instant::now();
-    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, None, index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
+    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, Correction::Cg(None), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
     let values = pollster::block_on(forgot.delta.read(&gpu)).map_err(s)?;
     let secs = t.elapsed().as_secs_f64();
     let share = forgot.steps.last().map_or(0.0, |s| s.relative_residual);

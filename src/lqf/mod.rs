@@ -8,6 +8,7 @@ pub mod model_file;
 pub mod params;
 pub mod probe;
 pub mod progress;
+pub mod recycle;
 pub mod reference;
 pub mod solver;
 pub mod train;

@@ -54,6 +54,43 @@ impl ParamSet {
     }
 }
 
+impl ParamSet {
+    /// ⟨x_i, y⟩ for every x_i, in one pass and one readback (what the deflated solver needs
+    /// each iteration).
+    pub async fn dots(gpu: &Gpu, xs: &[&ParamSet], y: &ParamSet) -> Result<Vec<f64>> {
+        let per = y.tensors.len();
+        if xs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let partial = gpu.zeros(reduce::DOT_GROUPS * per * xs.len())?;
+        gpu.run(|rec| {
+            for (i, x) in xs.iter().enumerate() {
+                for (k, (a, b)) in x.tensors.iter().zip(&y.tensors).enumerate() {
+                    reduce::dot_partial(rec, a, b, &partial, i * per + k)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(gpu.read(&partial).await?.chunks(reduce::DOT_GROUPS * per).map(|c| c.iter().map(|&v| v as f64).sum()).collect())
+    }
+
+    /// Σ c_i·x_i (at least one term), in one submission.
+    pub fn combination(gpu: &Gpu, terms: &[(f64, &ParamSet)]) -> Result<ParamSet> {
+        let lens = terms.first().map(|t| t.1.lens()).unwrap_or_default();
+        let buffers = [ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?];
+        gpu.run(|rec| {
+            for (i, (c, x)) in terms.iter().enumerate() {
+                // Ping-pong: wgpu forbids one buffer as both input and output of a dispatch.
+                let (acc, out) = (&buffers[i % 2], &buffers[(i + 1) % 2]);
+                ParamSet::axpby(rec, if i == 0 { 0.0 } else { 1.0 }, acc, *c as f32, x, out)?;
+            }
+            Ok(())
+        })?;
+        let [a, b] = buffers;
+        Ok(if terms.len().is_multiple_of(2) { a } else { b })
+    }
+}
+
 /// Σ_i ⟨x_i, y_i⟩ over tensor pairs, in f64: one dispatch per pair into one buffer, one readback.
 pub async fn dot_sum(gpu: &Gpu, pairs: &[(&Tensor, &Tensor)]) -> Result<f64> {
     let partial = gpu.zeros(reduce::DOT_GROUPS * pairs.len())?;

@@ -21,6 +21,7 @@
 //! Both report ‖∇L(Δ)‖/‖∇L(0)‖ (for CG, its relative residual ‖b − HΔ‖/‖b‖) and the loss, and
 //! both stop with `Error::Diverged` on NaN/Inf, non-positive curvature or a growing loss.
 use super::kfac::Kfac;
+use super::recycle::KrylovBasis;
 use super::linearized::LinearizedNet;
 use super::params::{dot_sum, ParamSet};
 use crate::error::{Error, Result};
@@ -423,19 +424,49 @@ impl<'a> Problem<'a> {
         max_iter: usize,
         on_step: impl FnMut(Step),
     ) -> Result<(ParamSet, Vec<Step>)> {
+        let (x, steps, _) = self.solve_cg_keeping(gpu, start, precond, tol, max_iter, 0, on_step).await?;
+        Ok((x, steps))
+    }
+
+    /// `solve_cg`, keeping the first `keep` directions with their H products for forgetting
+    /// (`recycle`: the basis costs 2·keep parameter vectors of GPU memory).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn solve_cg_keeping(
+        &self,
+        gpu: &Gpu,
+        start: Option<&ParamSet>,
+        precond: Option<&Kfac>,
+        tol: f64,
+        max_iter: usize,
+        keep: usize,
+        on_step: impl FnMut(Step),
+    ) -> Result<(ParamSet, Vec<Step>, KrylovBasis)> {
         require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let (b, loss0) = self.rhs(gpu).await?;
-        self.cg(gpu, &b, loss0, start, precond, tol, max_iter, on_step).await
+        let mut basis = KrylovBasis::with_capacity(keep);
+        let (x, steps) = self.cg(gpu, &b, loss0, start, precond, tol, max_iter, Some(&mut basis), on_step).await?;
+        Ok((x, steps, basis))
     }
 
     /// x = H⁻¹·b for any right-hand side b (influence needs H⁻¹∇f(x)), by the same CG.
     pub async fn solve_linear(&self, gpu: &Gpu, b: &ParamSet, precond: Option<&Kfac>, tol: f64, max_iter: usize) -> Result<(ParamSet, Vec<Step>)> {
-        self.cg(gpu, b, 0.0, None, precond, tol, max_iter, |_| {}).await
+        self.cg(gpu, b, 0.0, None, precond, tol, max_iter, None, |_| {}).await
     }
 
     /// CG on H x = b; `loss0` offsets the reported quadratic ½xᵀHx − bᵀx (L(0) for training).
     #[allow(clippy::too_many_arguments)]
-    async fn cg(&self, gpu: &Gpu, b: &ParamSet, loss0: f64, start: Option<&ParamSet>, precond: Option<&Kfac>, tol: f64, max_iter: usize, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+    pub(crate) async fn cg(
+        &self,
+        gpu: &Gpu,
+        b: &ParamSet,
+        loss0: f64,
+        start: Option<&ParamSet>,
+        precond: Option<&Kfac>,
+        tol: f64,
+        max_iter: usize,
+        mut keep: Option<&mut KrylovBasis>,
+        mut on_step: impl FnMut(Step),
+    ) -> Result<(ParamSet, Vec<Step>)> {
         require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
         let mut x = self.start(gpu, start)?;
@@ -465,6 +496,9 @@ impl<'a> Problem<'a> {
             let pap = ParamSet::dot(gpu, &p, &ap).await?;
             if !pap.is_finite() || pap <= 0.0 {
                 return Err(Error::Diverged(format!("conjugate gradient: curvature pᵀHp = {pap} at iteration {it}")));
+            }
+            if let Some(k) = keep.as_deref_mut() {
+                k.push(&p, &ap);
             }
             let step = rz / pap;
             let (x2, r2) = (self.zeros(gpu)?, self.zeros(gpu)?);

@@ -6,6 +6,7 @@ use super::finetune::Finetune;
 use super::kfac::{self, Kfac};
 use super::probe;
 use super::progress::{OnProgress, Phase, Progress};
+use super::recycle::KrylovBasis;
 use super::solver::{Loss, Problem, Sgd, Step};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
@@ -125,6 +126,10 @@ pub struct Settings {
     /// Iterations of the logistic probe (as an initialisation or a method).
     #[serde(default = "default_logistic_iterations")]
     pub logistic_iterations: usize,
+    /// GPU memory (bytes) CG may spend keeping its directions for recycled forgetting
+    /// (`recycle`); 0 keeps none. A property of the session, not of the model: not saved.
+    #[serde(skip)]
+    pub basis_budget: u64,
 }
 
 impl Settings {
@@ -158,6 +163,7 @@ impl Default for Settings {
             sgd: Sgd::default(),
             finetune: Finetune::default(),
             logistic_iterations: default_logistic_iterations(),
+            basis_budget: 0,
         }
     }
 }
@@ -294,6 +300,8 @@ pub struct Trained {
     pub lambda_scores: Vec<LambdaScore>,
     /// The K-FAC inverse the solver used (LQF with K-FAC), kept for explaining and forgetting.
     pub kfac: Option<Kfac>,
+    /// CG's directions kept for recycled forgetting (`Settings::basis_budget`).
+    pub basis: Option<KrylovBasis>,
 }
 
 /// How one λ of the path did on the held-out fold.
@@ -350,17 +358,27 @@ pub fn require_two_classes(labels: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// One LQF solve with the configured solver.
-async fn solve(gpu: &Gpu, prob: &Problem<'_>, start: Option<&ParamSet>, kfac: Option<&Kfac>, s: &Settings, progress: OnProgress<'_>) -> Result<(ParamSet, Vec<Step>)> {
+/// One LQF solve with the configured solver; CG keeps its directions within `basis_budget`.
+async fn solve(gpu: &Gpu, prob: &Problem<'_>, start: Option<&ParamSet>, kfac: Option<&Kfac>, s: &Settings, progress: OnProgress<'_>) -> Result<(ParamSet, Vec<Step>, Option<KrylovBasis>)> {
     let total = match s.solver {
         SolverKind::Cg => s.max_iter,
         SolverKind::Sgd => s.sgd.epochs,
     };
     let mut report = |st: Step| progress(Progress { loss: Some(st.loss), residual: Some(st.relative_residual), ..Progress::new(Phase::Solve, st.iteration, total) });
     match s.solver {
-        SolverKind::Cg => prob.solve_cg(gpu, start, kfac, s.cg_tol, s.max_iter, &mut report).await,
-        SolverKind::Sgd => prob.solve_sgd(gpu, start, kfac, &s.sgd, s.cg_tol, &mut report).await,
+        SolverKind::Cg if s.basis_budget > 0 => {
+            // A direction and its H product: two parameter vectors of f32.
+            let keep = (s.basis_budget / (8 * prob.net.param_lens().iter().sum::<usize>().max(1) as u64)) as usize;
+            let (x, steps, basis) = prob.solve_cg_keeping(gpu, start, kfac, s.cg_tol, s.max_iter, keep, &mut report).await?;
+            Ok((x, steps, Some(basis).filter(|b| !b.is_empty())))
+        }
+        SolverKind::Cg => Ok(with_no_basis(prob.solve_cg(gpu, start, kfac, s.cg_tol, s.max_iter, &mut report).await?)),
+        SolverKind::Sgd => Ok(with_no_basis(prob.solve_sgd(gpu, start, kfac, &s.sgd, s.cg_tol, &mut report).await?)),
     }
+}
+
+fn with_no_basis((x, steps): (ParamSet, Vec<Step>)) -> (ParamSet, Vec<Step>, Option<KrylovBasis>) {
+    (x, steps, None)
 }
 
 /// Every fifth image of each class (in the given order) is held out, if the class has at
@@ -414,7 +432,7 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
             Some(f) => Some(Kfac::from_factors(gpu, &split.net, f, lambda).await?),
             None => None,
         };
-        let (sol, _) = solve(gpu, &prob, x.as_ref(), k.as_ref(), s, &mut |_| {}).await?;
+        let (sol, _, _) = solve(gpu, &prob, x.as_ref(), k.as_ref(), &Settings { basis_budget: 0, ..s.clone() }, &mut |_| {}).await?;
         let logits = held.predict(gpu, &sol).await?;
         let loss = match s.loss {
             Loss::Mse => logits.iter().enumerate().map(|(j, &v)| (v as f64 - if lho[j / c] as usize == j % c { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>() / lho.len() as f64,
@@ -448,9 +466,9 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
         Method::Lqf | Method::Finetune => init_classifier(gpu, &split, z, labels, s, s.init, progress).await?,
     };
     let theta0 = theta0(gpu, &split, &w, &b)?;
-    let (delta, steps, kfac) = match s.method {
-        Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new(), None),
-        Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new(), None),
+    let (delta, steps, kfac, basis) = match s.method {
+        Method::Ridge | Method::Logistic => (ParamSet::zeros(gpu, &split.net.param_lens())?, Vec::new(), None, None),
+        Method::Finetune => (super::finetune::finetune(gpu, &split.net, &theta0, z, labels, s.batch, &s.finetune, progress).await?, Vec::new(), None, None),
         Method::Lqf => {
             let prob = Problem::new(gpu, &split.net, &theta0, z, labels, s.batch, s.kappa, s.lambda).await?.with_loss(s.loss);
             let kfac = if s.kfac && s.max_iter > 0 {
@@ -461,11 +479,11 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
             } else {
                 None
             };
-            let (delta, steps) = solve(gpu, &prob, None, kfac.as_ref(), s, progress).await?;
-            (delta, steps, kfac)
+            let (delta, steps, basis) = solve(gpu, &prob, None, kfac.as_ref(), s, progress).await?;
+            (delta, steps, kfac, basis)
         }
     };
-    Ok(Trained { split, theta0, delta, settings: settings.clone(), steps, lambda_scores, kfac })
+    Ok(Trained { split, theta0, delta, settings: settings.clone(), steps, lambda_scores, kfac, basis })
 }
 
 /// The model's logits for `n` trunk feature maps: `[n, classes]`.
@@ -523,6 +541,6 @@ impl Trained {
         }
         let theta0 = theta0(gpu, &split, &m.classifier_weight0, &m.classifier_bias0)?;
         let delta = ParamSet::upload(gpu, &m.delta)?;
-        Ok(Trained { split, theta0, delta, settings: m.settings.clone(), steps: Vec::new(), lambda_scores: Vec::new(), kfac: None })
+        Ok(Trained { split, theta0, delta, settings: m.settings.clone(), steps: Vec::new(), lambda_scores: Vec::new(), kfac: None, basis: None })
     }
 }

@@ -154,13 +154,17 @@ impl PageSettings {
         if !self.lr.is_finite() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.momentum) {
             return Err(bad("the SGD learning rate must be positive and the momentum in [0, 1)"));
         }
-        let mut s = Settings { method, depth: Depth::parse(&self.depth)?, alpha: self.alpha, kappa: self.kappa, lambda, lambda_path, solver, max_iter: self.iterations.max(1), cg_tol: self.tol, batch: self.batch.clamp(1, 256), ..Settings::default() };
+        let mut s = Settings { method, depth: Depth::parse(&self.depth)?, alpha: self.alpha, kappa: self.kappa, lambda, lambda_path, solver, max_iter: self.iterations.max(1), cg_tol: self.tol, batch: self.batch.clamp(1, 256), basis_budget: PAGE_BASIS_BUDGET, ..Settings::default() };
         s.sgd.lr = self.lr;
         s.sgd.momentum = self.momentum;
         s.sgd.epochs = self.epochs.max(1);
         Ok(s)
     }
 }
+
+/// GPU memory the page lets CG keep its directions in, so that "forget this image" recycles
+/// them (`lqf::recycle`): about 20 directions at depth 1 (0.9 M parameters).
+pub const PAGE_BASIS_BUDGET: u64 = 160 << 20;
 
 /// Calls the page's progress callback (if any) with a JSON report; a throwing callback is ignored.
 pub(crate) fn report(cb: &Option<js_sys::Function>, p: &crate::lqf::progress::Progress) {

@@ -6,7 +6,7 @@ use super::cache::{photo_api, to_f32, FeatureCache, TrainingSet};
 use super::{js_err, model_info_json, prediction_json, report, TrainRequest};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::lqf::influence::{self, ForgetTol, InverseHessian};
+use crate::lqf::influence::{self, Correction, ForgetTol, InverseHessian};
 use crate::lqf::model_file::ModelFile;
 use crate::lqf::progress::{Phase, Progress};
 use crate::lqf::train::{self, Depth, Method, Trained};
@@ -159,18 +159,23 @@ impl Trainer {
         let index = m.set.index_of(id)?;
         let set = m.set.without(index)?;
         let s = m.trained.settings.clone();
-        let (delta, iterations, trained) = match s.method {
+        let mut recycled = 0;
+        let (delta, iterations, trained, basis) = match s.method {
             Method::Lqf => {
                 let z = m.set.features();
                 let prob = self.problem(&m, &z).await?;
-                // Plain CG on the share (see `influence::forget`).
-                let f = influence::forget(&self.gpu, &prob, &m.trained.delta, None, index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
-                (Some(f.delta), f.steps.len(), None)
+                // Deflated CG with training's kept directions when there are any, else plain CG
+                // on the share (see `influence::forget`); the basis comes back updated for the
+                // smaller problem, for the next removal.
+                let correction = m.trained.basis.as_ref().map_or(Correction::Cg(None), Correction::Recycled);
+                recycled = m.trained.basis.as_ref().map_or(0, |b| b.len());
+                let f = influence::forget(&self.gpu, &prob, &m.trained.delta, correction, index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
+                (Some(f.delta), f.steps.len(), None, f.basis)
             }
             // The probes are closed-form or cheap: retrain them without it.
             _ => {
                 let split = train::split(&self.net, s.effective_depth(), m.classes.len(), s.effective_alpha())?;
-                (None, 0, Some(train::train(&self.gpu, split, &set.features(), &set.labels, &s, &mut |_| {}).await?))
+                (None, 0, Some(train::train(&self.gpu, split, &set.features(), &set.labels, &s, &mut |_| {}).await?), None)
             }
         };
         // Take the model out of the state so this is its only owner, or put it back.
@@ -186,12 +191,13 @@ impl Trainer {
         let mut trained = trained.unwrap_or(old.trained);
         if let Some(d) = delta {
             trained.delta = d;
+            trained.basis = basis;
         }
         let removed = old.set.names[index].clone();
         let model = Model { trained, classes: old.classes, set };
         st.model = Some(Rc::new(model));
         st.last = None;
-        Ok(serde_json::json!({ "forgot": removed, "iterations": iterations }).to_string())
+        Ok(serde_json::json!({ "forgot": removed, "iterations": iterations, "recycled": recycled }).to_string())
     }
 
     async fn export_impl(&self) -> Result<Vec<u8>> {
