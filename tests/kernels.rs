@@ -280,6 +280,36 @@ fn spd_inverse_rejects_indefinite() {
     assert!(cpu::linalg::spd_inverse(&[1.0, 2.0, 2.0, 1.0], 2).is_err());
 }
 
+/// The host-side eigensolver of the deflated solver's Galerkin matrix (`recycle`): A·v = λ·v
+/// and VᵀV = I to this tolerance, on symmetric matrices with a zero and a negative eigenvalue
+/// and a repeated one.
+const EIGEN_RESIDUAL: f64 = 1e-10;
+
+#[test]
+fn symmetric_eigen_decomposes() {
+    let mut rng = Rng::new(19);
+    for &n in &[1usize, 2, 7, 40] {
+        let b: Vec<f64> = rng.vec_f32(n * n).iter().map(|&v| v as f64).collect();
+        // A = B + Bᵀ (indefinite), plus a rank-deficient case: A = u uᵀ (one eigenvalue ‖u‖², the rest 0).
+        let sym: Vec<f64> = (0..n * n).map(|k| b[k] + b[(k % n) * n + k / n]).collect();
+        let rank1: Vec<f64> = (0..n * n).map(|k| b[k / n] * b[k % n]).collect();
+        for a in [sym, rank1, (0..n * n).map(|k| if k / n == k % n { 3.0 } else { 0.0 }).collect::<Vec<f64>>()] {
+            let (values, vectors) = cpu::linalg::symmetric_eigen(&a, n);
+            let scale = a.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for e in 0..n {
+                for i in 0..n {
+                    let av: f64 = (0..n).map(|k| a[i * n + k] * vectors[k * n + e]).sum();
+                    assert!((av - values[e] * vectors[i * n + e]).abs() < EIGEN_RESIDUAL * scale * n as f64, "n={n}: A·v ≠ λ·v");
+                }
+                for f in 0..n {
+                    let dot: f64 = (0..n).map(|k| vectors[k * n + e] * vectors[k * n + f]).sum();
+                    assert!((dot - if e == f { 1.0 } else { 0.0 }).abs() < EIGEN_RESIDUAL * n as f64, "n={n}: VᵀV ≠ I");
+                }
+            }
+        }
+    }
+}
+
 /// No adapter of the requested kind: a typed, readable error rather than a panic.
 #[cfg(target_os = "linux")]
 #[test]

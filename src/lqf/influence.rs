@@ -143,7 +143,7 @@ pub enum Correction<'b> {
 }
 
 /// Remove training image `index` (j) from a model solved at `delta` (Δ*): one Newton step on
-/// the smaller problem, solved by CG (K-FAC-preconditioned when given). The CLI and the page
+/// the smaller problem, solved by CG (K-FAC-preconditioned when given). The CLI (and the page without a kept basis)
 /// pass no K-FAC: on the share, plain CG has never been slower where measured (26 against 66
 /// iterations on 50 photos at λ = 0.5, 32 against 38 on 250, both at the cap at λ = 1e-3;
 /// docs/RESULTS.md), and the CLI is spared recomputing the factors.
@@ -155,10 +155,11 @@ pub enum Correction<'b> {
 /// left (scaled by N/(N−1)), and when Δ* is the exact optimum, Δ* + δ is the exact optimum
 /// without j. A warm start on the whole gradient would have to finish training's work too.
 ///
-/// `Correction::Recycled` deflates that solve with the directions training's CG explored (their
-/// H products updated for the smaller problem, exactly): on 50 photos at λ = 0.5 it needs 9 /
-/// 13 / 19 H products to cut the image's effect to 0.3 / 0.1 / 0.03, against 17 / 23 / 37 for
-/// plain CG on the share and 35 / 44 / 55 for retraining (docs/RESULTS.md).
+/// `Correction::Recycled` (the page, when training kept a basis) deflates that solve with the
+/// directions training's CG explored, their H products updated exactly for the smaller
+/// problem: on 50 photos at λ = 0.5, with 20 directions, 9 / 13 / 21 H products cut the image's
+/// effect to 0.3 / 0.1 / 0.03, against 17 / 23 / 37 for plain CG on the share and 35 / 44 / 55
+/// for retraining (docs/RESULTS.md).
 pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correction: Correction<'_>, index: usize, tol: ForgetTol, max_iter: usize) -> Result<Forgotten<'a>> {
     require_quadratic(prob.loss, "forgetting an image")?;
     let problem = prob.without(gpu, index)?;
