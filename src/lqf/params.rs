@@ -58,20 +58,8 @@ impl ParamSet {
     /// ⟨x_i, y⟩ for every x_i, in one pass and one readback (what the deflated solver needs
     /// each iteration).
     pub async fn dots(gpu: &Gpu, xs: &[&ParamSet], y: &ParamSet) -> Result<Vec<f64>> {
-        let per = y.tensors.len();
-        if xs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let partial = gpu.zeros(reduce::DOT_GROUPS * per * xs.len())?;
-        gpu.run(|rec| {
-            for (i, x) in xs.iter().enumerate() {
-                for (k, (a, b)) in x.tensors.iter().zip(&y.tensors).enumerate() {
-                    reduce::dot_partial(rec, a, b, &partial, i * per + k)?;
-                }
-            }
-            Ok(())
-        })?;
-        Ok(gpu.read(&partial).await?.chunks(reduce::DOT_GROUPS * per).map(|c| c.iter().map(|&v| v as f64).sum()).collect())
+        let groups: Vec<Vec<(&Tensor, &Tensor)>> = xs.iter().map(|x| x.tensors.iter().zip(&y.tensors).collect()).collect();
+        dot_groups(gpu, &groups).await
     }
 
     /// Σ c_i·x_i (at least one term), in one submission.
@@ -93,7 +81,22 @@ impl ParamSet {
 
 /// Σ_i ⟨x_i, y_i⟩ over tensor pairs, in f64: one dispatch per pair into one buffer, one readback.
 pub async fn dot_sum(gpu: &Gpu, pairs: &[(&Tensor, &Tensor)]) -> Result<f64> {
-    let partial = gpu.zeros(reduce::DOT_GROUPS * pairs.len())?;
-    gpu.run(|rec| pairs.iter().enumerate().try_for_each(|(slot, (x, y))| reduce::dot_partial(rec, x, y, &partial, slot)))?;
-    Ok(gpu.read(&partial).await?.iter().map(|&v| v as f64).sum())
+    Ok(dot_groups(gpu, &[pairs.to_vec()]).await?[0])
+}
+
+/// `dot_sum` of every group of pairs, in one submission and one readback.
+async fn dot_groups(gpu: &Gpu, groups: &[Vec<(&Tensor, &Tensor)>]) -> Result<Vec<f64>> {
+    let slots: Vec<usize> = groups.iter().map(Vec::len).collect();
+    let partial = gpu.zeros(reduce::DOT_GROUPS * slots.iter().sum::<usize>())?;
+    gpu.run(|rec| groups.iter().flatten().enumerate().try_for_each(|(slot, (x, y))| reduce::dot_partial(rec, x, y, &partial, slot)))?;
+    let values = gpu.read(&partial).await?;
+    let mut at = 0;
+    Ok(slots
+        .iter()
+        .map(|&n| {
+            let sum = values[at..at + n * reduce::DOT_GROUPS].iter().map(|&v| v as f64).sum();
+            at += n * reduce::DOT_GROUPS;
+            sum
+        })
+        .collect())
 }

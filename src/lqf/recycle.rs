@@ -9,7 +9,7 @@
 //! image per direction: the basis stays exact for the smaller problem, and for the next
 //! removal after it.
 use super::params::ParamSet;
-use super::solver::{require_quadratic, Problem, Step};
+use super::solver::{cg_loss, require_quadratic, Problem, Step};
 use crate::cpu::linalg::symmetric_eigen;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -167,17 +167,15 @@ impl Problem<'_> {
         let e = Galerkin::new(gpu, basis).await?;
         let ps: Vec<&ParamSet> = basis.p.iter().collect();
         let hps: Vec<&ParamSet> = basis.hp.iter().collect();
-        let in_span = |y: &[f64]| ParamSet::combination(gpu, &ps.iter().zip(y).map(|(p, &c)| (c, *p)).collect::<Vec<_>>());
+        // Σ y_i·set_i for set = P or H·P.
+        let span = |set: &[&ParamSet], y: &[f64]| ParamSet::combination(gpu, &set.iter().zip(y).map(|(v, &c)| (c, *v)).collect::<Vec<_>>());
+        let in_span = |y: &[f64]| span(&ps, y);
         // Galerkin start and its residual.
         let mut x = in_span(&e.solve(&ParamSet::dots(gpu, &ps, b).await?))?;
         let hx = self.hvp(gpu, &x)?;
         let mut r = ParamSet::combination(gpu, &[(1.0, b), (-1.0, &hx)])?;
-        let loss = |x: &ParamSet, r: &ParamSet| {
-            let (x, r) = (x.clone(), r.clone());
-            async move { Ok::<f64, Error>(-0.5 * (ParamSet::dot(gpu, &x, b).await? + ParamSet::dot(gpu, &x, &r).await?)) }
-        };
         let mut rr = ParamSet::dot(gpu, &r, &r).await?;
-        steps.push(Step { iteration: 1, relative_residual: rr.sqrt() / bnorm, loss: loss(&x, &r).await? });
+        steps.push(Step { iteration: 1, relative_residual: rr.sqrt() / bnorm, loss: cg_loss(gpu, 0.0, &x, b, &r).await? });
         // Direction r − P·E⁺(HP)ᵀr: H-orthogonal to the basis.
         let deflate = |r: &ParamSet, beta: f64, p: Option<&ParamSet>| {
             let r = r.clone();
@@ -207,7 +205,7 @@ impl Problem<'_> {
                 // direction.
                 let y = e.solve(&ParamSet::dots(gpu, &ps, &r).await?);
                 x = ParamSet::combination(gpu, &[(1.0, &x), (1.0, &in_span(&y)?)])?;
-                let hy = ParamSet::combination(gpu, &hps.iter().zip(&y).map(|(h, &c)| (c, *h)).collect::<Vec<_>>())?;
+                let hy = span(&hps, &y)?;
                 r = ParamSet::combination(gpu, &[(1.0, &r), (-1.0, &hy)])?;
                 rr = ParamSet::dot(gpu, &r, &r).await?;
                 p = deflate(&r, 0.0, None).await?;
@@ -230,7 +228,7 @@ impl Problem<'_> {
             if !rr2.is_finite() {
                 return Err(Error::Diverged(format!("deflated conjugate gradient: residual is {rr2} at iteration {it}")));
             }
-            steps.push(Step { iteration: it, relative_residual: rr2.sqrt() / bnorm, loss: loss(&x, &r).await? });
+            steps.push(Step { iteration: it, relative_residual: rr2.sqrt() / bnorm, loss: cg_loss(gpu, 0.0, &x, b, &r).await? });
             p = deflate(&r, rr2 / rr, Some(&p)).await?;
             rr = rr2;
             let now = steps[steps.len() - 1].loss;

@@ -158,7 +158,7 @@ impl Default for Sgd {
 }
 
 /// L(x) = L(0) − ½ xᵀ(b + r) for a CG iterate x with residual r = b − Hx, in one readback.
-async fn cg_loss(gpu: &Gpu, loss0: f64, x: &ParamSet, b: &ParamSet, r: &ParamSet) -> Result<f64> {
+pub(crate) async fn cg_loss(gpu: &Gpu, loss0: f64, x: &ParamSet, b: &ParamSet, r: &ParamSet) -> Result<f64> {
     let pairs: Vec<(&Tensor, &Tensor)> = x.tensors.iter().zip(&b.tensors).chain(x.tensors.iter().zip(&r.tensors)).collect();
     Ok(loss0 - 0.5 * dot_sum(gpu, &pairs).await?)
 }

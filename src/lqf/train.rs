@@ -366,19 +366,17 @@ async fn solve(gpu: &Gpu, prob: &Problem<'_>, start: Option<&ParamSet>, kfac: Op
     };
     let mut report = |st: Step| progress(Progress { loss: Some(st.loss), residual: Some(st.relative_residual), ..Progress::new(Phase::Solve, st.iteration, total) });
     match s.solver {
-        SolverKind::Cg if s.basis_budget > 0 => {
+        SolverKind::Cg => {
             // A direction and its H product: two parameter vectors of f32.
             let keep = (s.basis_budget / (8 * prob.net.param_lens().iter().sum::<usize>().max(1) as u64)) as usize;
             let (x, steps, basis) = prob.solve_cg_keeping(gpu, start, kfac, s.cg_tol, s.max_iter, keep, &mut report).await?;
             Ok((x, steps, Some(basis).filter(|b| !b.is_empty())))
         }
-        SolverKind::Cg => Ok(with_no_basis(prob.solve_cg(gpu, start, kfac, s.cg_tol, s.max_iter, &mut report).await?)),
-        SolverKind::Sgd => Ok(with_no_basis(prob.solve_sgd(gpu, start, kfac, &s.sgd, s.cg_tol, &mut report).await?)),
+        SolverKind::Sgd => {
+            let (x, steps) = prob.solve_sgd(gpu, start, kfac, &s.sgd, s.cg_tol, &mut report).await?;
+            Ok((x, steps, None))
+        }
     }
-}
-
-fn with_no_basis((x, steps): (ParamSet, Vec<Step>)) -> (ParamSet, Vec<Step>, Option<KrylovBasis>) {
-    (x, steps, None)
 }
 
 /// Every fifth image of each class (in the given order) is held out, if the class has at

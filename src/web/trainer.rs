@@ -159,7 +159,8 @@ impl Trainer {
         let index = m.set.index_of(id)?;
         let set = m.set.without(index)?;
         let s = m.trained.settings.clone();
-        let mut recycled = 0;
+        // Training keeps a basis only for LQF by CG (probes and SGD have none).
+        let recycled = m.trained.basis.as_ref().map_or(0, |b| b.len());
         let (delta, iterations, trained, basis) = match s.method {
             Method::Lqf => {
                 let z = m.set.features();
@@ -168,7 +169,6 @@ impl Trainer {
                 // on the share (see `influence::forget`); the basis comes back updated for the
                 // smaller problem, for the next removal.
                 let correction = m.trained.basis.as_ref().map_or(Correction::Cg(None), Correction::Recycled);
-                recycled = m.trained.basis.as_ref().map_or(0, |b| b.len());
                 let f = influence::forget(&self.gpu, &prob, &m.trained.delta, correction, index, ForgetTol::Model { cg_tol: s.cg_tol }, s.max_iter).await?;
                 (Some(f.delta), f.steps.len(), None, f.basis)
             }
