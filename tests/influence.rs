@@ -142,8 +142,17 @@ fn recycled_forgetting_equals_retraining_and_needs_fewer_products() {
         let got = flat(&block(hp.read(g)).unwrap());
         assert!(rel(&got, &want) < 1e-5, "H'p from the update vs a product: {:.1e}", rel(&got, &want));
     }
-    let recycled = block(influence::forget(g, &prob, &delta, Correction::Recycled(&basis), j, ForgetTol::Share(1e-6), 500)).unwrap();
-    let plain = block(influence::forget(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Share(1e-6), 500)).unwrap();
+    // Traced: every iterate is seen once, and the last is the correction returned.
+    let (mut seen_recycled, mut seen_plain) = (Vec::new(), Vec::new());
+    let recycled = block(influence::forget_traced(g, &prob, &delta, Correction::Recycled(&basis), j, ForgetTol::Share(1e-6), 500, |_, x| seen_recycled.push(x.clone()))).unwrap();
+    let plain = block(influence::forget_traced(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Share(1e-6), 500, |_, x| seen_plain.push(x.clone()))).unwrap();
+    let d0 = flat(&block(delta.read(g)).unwrap());
+    for (what, seen, f) in [("recycled", &seen_recycled, &recycled), ("plain", &seen_plain, &plain)] {
+        assert_eq!(seen.len(), f.steps.len(), "{what}: one iterate per step");
+        let last: Vec<f64> = flat(&block(seen[seen.len() - 1].read(g)).unwrap()).iter().zip(&d0).map(|(a, b)| a + b).collect();
+        let got = flat(&block(f.delta.read(g)).unwrap());
+        assert!(rel(&last, &got) < 1e-6, "{what}: Δ* + last iterate vs the result {:.1e}", rel(&last, &got));
+    }
     let (zj, lj) = without(&z, &labels, j, per);
     let exact = closed_form(&net, &th, &zj, &lj, KAPPA, LAMBDA);
     let f = flat(&block(recycled.delta.read(g)).unwrap());

@@ -161,6 +161,13 @@ pub enum Correction<'b> {
 /// effect to 0.3 / 0.1 / 0.03, against 17 / 23 / 37 for plain CG on the share and 35 / 44 / 55
 /// for retraining (docs/RESULTS.md).
 pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correction: Correction<'_>, index: usize, tol: ForgetTol, max_iter: usize) -> Result<Forgotten<'a>> {
+    forget_traced(gpu, prob, delta, correction, index, tol, max_iter, |_, _| {}).await
+}
+
+/// `forget`, with `on_iterate` seeing every iterate δ_k of the correction (the forgotten
+/// model after k products is Δ* + δ_k).
+#[allow(clippy::too_many_arguments)]
+pub async fn forget_traced<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correction: Correction<'_>, index: usize, tol: ForgetTol, max_iter: usize, on_iterate: impl FnMut(Step, &ParamSet)) -> Result<Forgotten<'a>> {
     require_quadratic(prob.loss, "forgetting an image")?;
     let problem = prob.without(gpu, index)?;
     let (grad_j, _) = prob.only(gpu, index)?.gradient(gpu, delta).await?;
@@ -178,12 +185,12 @@ pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correct
     };
     let (step, steps, basis) = match correction {
         Correction::Cg(kfac) => {
-            let (step, steps) = problem.solve_linear(gpu, &g, kfac, tol, max_iter).await?;
+            let (step, steps) = problem.solve_linear_traced(gpu, &g, kfac, tol, max_iter, on_iterate).await?;
             (step, steps, None)
         }
         Correction::Recycled(basis) => {
             let basis = basis.without(gpu, prob, index).await?;
-            let (step, steps) = problem.solve_linear_deflated(gpu, &g, &basis, tol, max_iter).await?;
+            let (step, steps) = problem.solve_linear_deflated_traced(gpu, &g, &basis, tol, max_iter, on_iterate).await?;
             (step, steps, Some(basis))
         }
     };

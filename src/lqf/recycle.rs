@@ -157,12 +157,17 @@ impl Problem<'_> {
     /// count H products (the start's residual is the first), relative residuals are
     /// ‖b − Hx‖/‖b‖, losses ½xᵀHx − bᵀx.
     pub async fn solve_linear_deflated(&self, gpu: &Gpu, b: &ParamSet, basis: &KrylovBasis, tol: f64, max_iter: usize) -> Result<(ParamSet, Vec<Step>)> {
+        self.solve_linear_deflated_traced(gpu, b, basis, tol, max_iter, |_, _| {}).await
+    }
+
+    /// `solve_linear_deflated`, with `on_iterate` seeing every iterate and its step.
+    pub async fn solve_linear_deflated_traced(&self, gpu: &Gpu, b: &ParamSet, basis: &KrylovBasis, tol: f64, max_iter: usize, mut on_iterate: impl FnMut(Step, &ParamSet)) -> Result<(ParamSet, Vec<Step>)> {
         require_quadratic(self.loss, "the deflated conjugate-gradient solver")?;
         let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
         let mut steps = Vec::new();
         if bnorm == 0.0 || basis.is_empty() || max_iter == 0 {
             let x = ParamSet::zeros(gpu, &b.lens())?;
-            return if bnorm == 0.0 || max_iter == 0 { Ok((x, steps)) } else { self.solve_linear(gpu, b, None, tol, max_iter).await };
+            return if bnorm == 0.0 || max_iter == 0 { Ok((x, steps)) } else { self.solve_linear_traced(gpu, b, None, tol, max_iter, on_iterate).await };
         }
         let e = Galerkin::new(gpu, basis).await?;
         let ps: Vec<&ParamSet> = basis.p.iter().collect();
@@ -176,6 +181,7 @@ impl Problem<'_> {
         let mut r = ParamSet::combination(gpu, &[(1.0, b), (-1.0, &hx)])?;
         let mut rr = ParamSet::dot(gpu, &r, &r).await?;
         steps.push(Step { iteration: 1, relative_residual: rr.sqrt() / bnorm, loss: cg_loss(gpu, 0.0, &x, b, &r).await? });
+        on_iterate(steps[0], &x);
         // Direction r − P·E⁺(HP)ᵀr: H-orthogonal to the basis.
         let deflate = |r: &ParamSet, beta: f64, p: Option<&ParamSet>| {
             let r = r.clone();
@@ -196,7 +202,7 @@ impl Problem<'_> {
         while it < max_iter && rr.sqrt() / bnorm > tol {
             if stalled >= STALL_ITERATIONS {
                 if corrected {
-                    let (x, more) = self.cg(gpu, b, 0.0, Some(&x), None, tol, max_iter - it, None, |_| {}).await?;
+                    let (x, more) = self.cg(gpu, b, 0.0, Some(&x), None, tol, max_iter - it, None, |s, x| on_iterate(Step { iteration: s.iteration + it, ..s }, x)).await?;
                     steps.extend(more.into_iter().map(|s| Step { iteration: s.iteration + it, ..s }));
                     return Ok((x, steps));
                 }
@@ -229,6 +235,7 @@ impl Problem<'_> {
                 return Err(Error::Diverged(format!("deflated conjugate gradient: residual is {rr2} at iteration {it}")));
             }
             steps.push(Step { iteration: it, relative_residual: rr2.sqrt() / bnorm, loss: cg_loss(gpu, 0.0, &x, b, &r).await? });
+            on_iterate(steps[steps.len() - 1], &x);
             p = deflate(&r, rr2 / rr, Some(&p)).await?;
             rr = rr2;
             let now = steps[steps.len() - 1].loss;

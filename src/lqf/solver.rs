@@ -444,13 +444,20 @@ impl<'a> Problem<'a> {
         require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let (b, loss0) = self.rhs(gpu).await?;
         let mut basis = KrylovBasis::with_capacity(keep);
-        let (x, steps) = self.cg(gpu, &b, loss0, start, precond, tol, max_iter, Some(&mut basis), on_step).await?;
+        let mut on_step = on_step;
+        let (x, steps) = self.cg(gpu, &b, loss0, start, precond, tol, max_iter, Some(&mut basis), |s, _| on_step(s)).await?;
         Ok((x, steps, basis))
     }
 
     /// x = H⁻¹·b for any right-hand side b (influence needs H⁻¹∇f(x)), by the same CG.
     pub async fn solve_linear(&self, gpu: &Gpu, b: &ParamSet, precond: Option<&Kfac>, tol: f64, max_iter: usize) -> Result<(ParamSet, Vec<Step>)> {
-        self.cg(gpu, b, 0.0, None, precond, tol, max_iter, None, |_| {}).await
+        self.solve_linear_traced(gpu, b, precond, tol, max_iter, |_, _| {}).await
+    }
+
+    /// `solve_linear`, with `on_iterate` seeing every iterate (diagnostics measure each one's
+    /// distance to a reference; the sets are never written after they are handed out).
+    pub async fn solve_linear_traced(&self, gpu: &Gpu, b: &ParamSet, precond: Option<&Kfac>, tol: f64, max_iter: usize, on_iterate: impl FnMut(Step, &ParamSet)) -> Result<(ParamSet, Vec<Step>)> {
+        self.cg(gpu, b, 0.0, None, precond, tol, max_iter, None, on_iterate).await
     }
 
     /// CG on H x = b; `loss0` offsets the reported quadratic ½xᵀHx − bᵀx (L(0) for training).
@@ -465,7 +472,7 @@ impl<'a> Problem<'a> {
         tol: f64,
         max_iter: usize,
         mut keep: Option<&mut KrylovBasis>,
-        mut on_step: impl FnMut(Step),
+        mut on_step: impl FnMut(Step, &ParamSet),
     ) -> Result<(ParamSet, Vec<Step>)> {
         require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
@@ -514,7 +521,7 @@ impl<'a> Problem<'a> {
             }
             check_loss(loss, first, "conjugate gradient", it)?;
             let s = Step { iteration: it, relative_residual: rnorm / bnorm, loss };
-            on_step(s);
+            on_step(s, &x);
             steps.push(s);
             z = self.precondition(gpu, precond, &r)?;
             let rz_new = ParamSet::dot(gpu, &r, &z).await?;
