@@ -34,14 +34,14 @@ fn main() -> Res<()> {
     let j: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(7);
     let cap: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(150);
     let keep: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let train_tol: f64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(1e-6);
+    let train_tol: f64 = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(1e-5);
     let gpu = pollster::block_on(Gpu::new(Default::default()))?;
     let common::Fifty { split, features: f, theta0, .. } = common::fifty_photos(&gpu, 1)?;
     let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &f.z, &f.labels, 32, 5.0, lambda))?;
     let small = prob.without(&gpu, j)?;
     let (full, steps, basis) = pollster::block_on(prob.solve_cg_keeping(&gpu, None, None, train_tol, 600, keep, |_| {}))?;
     println!("{} images, λ {lambda}, image #{j}: training {} plain CG iterations to {:.1e}, {} directions kept", prob.len(), steps.len(), steps.last().map_or(0.0, |s| s.relative_residual), basis.len());
-    let (exact, st) = pollster::block_on(small.solve_cg(&gpu, Some(&full), None, 1e-6, 800, |_| {}))?;
+    let (exact, st) = pollster::block_on(small.solve_cg(&gpu, Some(&full), None, 1e-6, 300, |_| {}))?;
     let norm = pollster::block_on(ParamSet::dot(&gpu, &exact, &exact))?.sqrt();
     println!(
         "Δ'*: {} more iterations to {:.1e}; ‖Δ* − Δ'*‖/‖Δ'*‖ = {:.3e} (the image's effect in parameters)",
