@@ -202,8 +202,14 @@ impl Problem<'_> {
         while it < max_iter && rr.sqrt() / bnorm > tol {
             if stalled >= STALL_ITERATIONS {
                 if corrected {
-                    let (x, more) = self.cg(gpu, b, 0.0, Some(&x), None, tol, max_iter - it, None, |s, x| on_iterate(Step { iteration: s.iteration + it, ..s }, x)).await?;
-                    steps.extend(more.into_iter().map(|s| Step { iteration: s.iteration + it, ..s }));
+                    // Plain CG's steps continue the count: offset once, for the record and the observer.
+                    let (x, _) = self
+                        .cg(gpu, b, 0.0, Some(&x), None, tol, max_iter - it, None, |s, x| {
+                            let s = Step { iteration: s.iteration + it, ..s };
+                            on_iterate(s, x);
+                            steps.push(s);
+                        })
+                        .await?;
                     return Ok((x, steps));
                 }
                 // The residual has drifted into span(P), which the deflated directions cannot

@@ -439,12 +439,11 @@ impl<'a> Problem<'a> {
         tol: f64,
         max_iter: usize,
         keep: usize,
-        on_step: impl FnMut(Step),
+        mut on_step: impl FnMut(Step),
     ) -> Result<(ParamSet, Vec<Step>, KrylovBasis)> {
         require_quadratic(self.loss, "the conjugate-gradient solver")?;
         let (b, loss0) = self.rhs(gpu).await?;
         let mut basis = KrylovBasis::with_capacity(keep);
-        let mut on_step = on_step;
         let (x, steps) = self.cg(gpu, &b, loss0, start, precond, tol, max_iter, Some(&mut basis), |s, _| on_step(s)).await?;
         Ok((x, steps, basis))
     }
