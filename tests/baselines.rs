@@ -192,6 +192,28 @@ fn lambda_is_chosen_on_a_held_out_fold_of_the_training_set() {
 }
 
 #[test]
+fn cg_is_preconditioned_with_kfac_only_below_the_measured_lambda() {
+    let s = Settings { depth: Depth::All, batch: 8, max_iter: 5, ..Default::default() };
+    assert!(s.preconditions_with_kfac(1e-3) && s.preconditions_with_kfac(0.09));
+    assert!(!s.preconditions_with_kfac(train::KFAC_CG_MAX_LAMBDA) && !s.preconditions_with_kfac(0.5));
+    let sgd = Settings { solver: train::SolverKind::Sgd, ..s.clone() };
+    assert!(sgd.preconditions_with_kfac(0.5), "SGD keeps K-FAC at every λ");
+    assert!(!Settings { kfac: false, ..s.clone() }.preconditions_with_kfac(1e-3));
+    // Training honours it: the trained model carries K-FAC exactly when CG used it.
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let split_rng = rng.clone();
+    let net = tiny(0.1);
+    let (z, labels) = clustered(&net, &mut rng, 12);
+    for (lambda, kfac) in [(1e-3, true), (0.5, false)] {
+        let split = tiny_split(g, &mut split_rng.clone(), 0.1);
+        let m = block(train::train(g, split, &z, &labels, &Settings { lambda, ..s.clone() }, &mut |_| {})).unwrap();
+        assert_eq!(m.kfac.is_some(), kfac, "λ {lambda}: K-FAC {}", m.kfac.is_some());
+        assert!(!m.steps.is_empty(), "λ {lambda}: CG ran");
+    }
+}
+
+#[test]
 fn training_refuses_bad_input_with_clear_messages() {
     let g = gpu();
     let mut rng = Rng::new(11);
