@@ -72,7 +72,8 @@ fn main() -> Res<()> {
     );
     let levels = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4];
     let mut rows: Vec<(String, Vec<f64>, f64)> = Vec::new();
-    let d = retrain.iter().map(|x| distance(&gpu, None, x, &exact, norm)).collect::<Res<Vec<f64>>>()?;
+    // Not the last iterate: it is Δ'* itself (distance 0).
+    let d = retrain[..retrain.len().saturating_sub(1)].iter().map(|x| distance(&gpu, None, x, &exact, norm)).collect::<Res<Vec<f64>>>()?;
     drop(retrain);
     rows.push(("retraining, plain CG from zero".into(), d, retrain_per));
     // Each forgetting run keeps its iterates (shared GPU sets) and measures them afterwards.

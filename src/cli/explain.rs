@@ -121,7 +121,8 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
         // iteration cap), and compare how close each is to the new optimum.
         let t = Instant::now();
         let scratch = &forgot.problem;
-        let kfac2 = if st.preconditions_with_kfac(st.lambda) { Some(pollster::block_on(Kfac::estimated(&gpu, scratch, st.lambda, st.kfac_estimate())).map_err(s)?) } else { None };
+        let with_kfac = st.preconditions_with_kfac(st.lambda);
+        let kfac2 = if with_kfac { Some(pollster::block_on(Kfac::estimated(&gpu, scratch, st.lambda, st.kfac_estimate())).map_err(s)?) } else { None };
         let (fresh, cold) = pollster::block_on(scratch.solve_cg(&gpu, None, kfac2.as_ref(), st.cg_tol, st.max_iter, |_| {})).map_err(s)?;
         let secs2 = t.elapsed().as_secs_f64();
         let fresh_values = pollster::block_on(fresh.read(&gpu)).map_err(s)?;
@@ -132,7 +133,7 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
         let (r_forget, r_scratch) = (residual(&forgot.delta)?, residual(&fresh)?);
         eprintln!(
             "retraining from scratch without it (features cached): {secs2:.1} s ({}K-FAC, {} CG iterations); forgetting is {:.1}× faster",
-            if st.preconditions_with_kfac(st.lambda) { "" } else { "no " },
+            if with_kfac { "" } else { "no " },
             cold.len(),
             secs2 / secs
         );
