@@ -9,7 +9,7 @@
 #
 # Environment: DATA (../shared/datasets), SETS, SHOTS, SEEDS, DEPTHS ("1 3 all"), BACKBONES,
 # CONFIGS (which of: main finetune finetune_small nokfac nokfac_small alpha0 sgd sgd_small ce
-# auto), FT_LRS, FT_SMALL_LRS, SGD_LRS, SGD_SMALL_LRS, NOKFAC_SMALL_LRS, CE_LRS, LQF (a built binary: skips the build),
+# auto lambdaX, e.g. lambda0.01), FT_LRS, FT_SMALL_LRS, SGD_LRS, SGD_SMALL_LRS, NOKFAC_SMALL_LRS, CE_LRS, LQF (a built binary: skips the build),
 # ITERS, EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,8 @@ for set in $SETS; do
           sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           # λ chosen on a held-out fold of the training photos instead of fixed at 1e-3.
           auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out") ;;
+          # A fixed λ other than 1e-3, named in the config: lambda0.01, lambda0.1, …
+          lambda*) args=(--methods lqf --weight-decay "${config#lambda}" --iterations "$ITERS" --tag "λ ${config#lambda}") ;;
           sgd_small) args=(--methods lqf --solver sgd --lrs "$SGD_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           *) echo "unknown config $config" >&2; exit 2 ;;
         esac
