@@ -63,7 +63,10 @@ def tables(groups):
             else:
                 rows[name][s["shots"]] = cell(s["mean"], s["std"], s.get("diverged", 0))
                 secs[name].append(s["seconds"])
-        for name in rows:
+        # The baselines and LQF first, in a fixed order, then the ablations by name: file order
+        # (shots in the name) would otherwise decide where a row lands.
+        first = ["finetune (best lr)", "probe", "logistic", "lqf"]
+        for name in sorted(rows, key=lambda n: (first.index(n) if n in first else len(first), n)):
             avg = sum(secs[name]) / len(secs[name])
             out.append(f"| {name} | " + " | ".join(rows[name].get(k, "–") for k in shots) + f" | {avg:.0f} |")
         lr_rows = defaultdict(dict)
