@@ -177,18 +177,50 @@ fn lambda_is_chosen_on_a_held_out_fold_of_the_training_set() {
 
     let g = gpu();
     let mut rng = Rng::new(10);
-    let split = tiny_split(g, &mut rng.clone(), 0.1);
+    let split_rng = rng.clone();
+    let split = tiny_split(g, &mut split_rng.clone(), 0.1);
     let (z, labels) = clustered(&split.net, &mut rng, 30);
-    let s = Settings { depth: Depth::All, lambda_path: vec![1e-3, 10.0, 1e-1], batch: 8, ..Default::default() };
+    let s = Settings { depth: Depth::All, lambda_path: vec![1e-3, 10.0, 1e-1], batch: 8, cg_tol: 1e-5, max_iter: 300, ..Default::default() };
     let mut reports = 0;
     let m = block(train::train(g, split, &z, &labels, &s, &mut |p| reports += (p.phase == lqf::lqf::Phase::LambdaSearch) as usize)).unwrap();
     let lambdas: Vec<f32> = m.lambda_scores.iter().map(|s| s.lambda).collect();
-    assert_eq!(lambdas, vec![10.0, 1e-1, 1e-3], "the path is solved from the largest λ down");
-    assert_eq!(reports, 3);
-    let best = m.lambda_scores.iter().map(|s| s.accuracy).fold(0.0, f64::max);
-    let chosen = m.lambda_scores.iter().find(|s| s.lambda == m.settings.lambda).unwrap();
-    assert_eq!(chosen.accuracy, best, "the chosen λ has the best held-out accuracy: {:?}", m.lambda_scores);
-    assert!(m.lambda_scores.iter().filter(|s| s.accuracy == best).all(|s| s.loss >= chosen.loss), "ties go to the lower MSE");
+    assert_eq!(lambdas[..], [10.0, 1e-1, 1e-3][..lambdas.len()], "the path is solved from the largest λ down: {:?}", m.lambda_scores);
+    assert_eq!(reports, lambdas.len());
+    // Down to the first λ whose held-out loss improves by less than a tenth of its standard
+    // error (or rises), or to the end.
+    let sc = &m.lambda_scores;
+    let falling = sc.windows(2).take_while(|w| w[0].loss - w[1].loss >= 0.1 * w[1].se).count();
+    assert!(falling + 1 == sc.len() || falling + 2 == sc.len(), "stops once the loss flattens: {sc:?}");
+    assert!(lambdas.len() >= 2, "this data's held-out loss falls from λ = 10 to 0.1: {sc:?}");
+    assert_eq!(Some(m.settings.lambda), train::one_standard_error_choice(sc), "{sc:?}");
+    let chosen = sc.iter().find(|s| s.lambda == m.settings.lambda).unwrap();
+    assert!(m.lambda_scores.iter().all(|s| (0.0..=1.0).contains(&s.accuracy)), "held-out accuracy is reported: {:?}", m.lambda_scores);
+    // The held-out loss is the MSE of the model solved on the rest, at that λ.
+    let (tr, ho) = train::holdout_fold(&labels, 3);
+    let per = m.split.net.input.len();
+    let ((ztr, ltr), (zho, lho)) = (train::gather(&z, &labels, &tr, per), train::gather(&z, &labels, &ho, per));
+    let fold = Settings { lambda: chosen.lambda, lambda_path: Vec::new(), ..s.clone() };
+    let again = block(train::train(g, tiny_split(g, &mut split_rng.clone(), 0.1), &ztr, &ltr, &fold, &mut |_| {})).unwrap();
+    let logits = block(train::predict(g, &again, &zho, lho.len(), 8)).unwrap();
+    let per_image: Vec<f64> = logits.chunks(3).zip(&lho).map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { s.kappa as f64 } else { 0.0 }).powi(2)).sum()).collect();
+    let (mse, se) = train::mean_and_standard_error(&per_image);
+    assert!((mse - chosen.loss).abs() < 1e-2 * mse, "held-out MSE {} vs a fresh solve's {mse}", chosen.loss);
+    assert!((se - chosen.se).abs() < 2e-2 * se, "standard error {} vs a fresh solve's {se}", chosen.se);
+}
+
+#[test]
+fn the_largest_lambda_within_one_standard_error_of_the_best_is_chosen() {
+    let (mean, se) = train::mean_and_standard_error(&[1.0, 2.0, 3.0, 6.0]);
+    assert!((mean - 3.0).abs() < 1e-12 && (se - (14.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-12, "{mean} {se}");
+    assert_eq!(train::mean_and_standard_error(&[4.0]), (4.0, 0.0));
+    let score = |lambda: f32, loss: f64, se: f64| train::LambdaScore { lambda, accuracy: 0.5, loss, se };
+    let path = [score(100.0, 17.0, 2.0), score(10.0, 12.8, 1.5), score(1.0, 12.2, 1.0), score(0.1, 12.1, 1.0)];
+    assert_eq!(train::one_standard_error_choice(&path), Some(10.0), "12.8 is within 12.1 + 1.0, 17 is not");
+    let tight = [score(100.0, 17.0, 0.1), score(10.0, 12.8, 0.1), score(1.0, 12.2, 0.1), score(0.1, 12.1, 0.1)];
+    assert_eq!(train::one_standard_error_choice(&tight), Some(1.0), "12.2 is within 12.1 + 0.1 (the bound is inclusive)");
+    let exact = [score(10.0, 12.8, 0.0), score(1.0, 12.2, 0.0)];
+    assert_eq!(train::one_standard_error_choice(&exact), Some(1.0), "no spread: the lowest loss");
+    assert_eq!(train::one_standard_error_choice(&[]), None);
 }
 
 #[test]

@@ -51,6 +51,8 @@ struct Run {
     lambda: f32,
     /// Training diverged (accuracy is then chance).
     diverged: bool,
+    /// The λ search's verdict on each λ of the path (empty without a search).
+    lambda_scores: Vec<train::LambdaScore>,
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -119,13 +121,13 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
                 let run = match pollster::block_on(train::train(&gpu, split, &z, &labels, &s, &mut |p| pl.report(p))) {
                     Ok(m) => {
                         let logits = pollster::block_on(train::predict(&gpu, &m, &testf.z, testf.labels.len(), s.batch)).map_err(|e| e.to_string())?;
-                        Run { method: v.name.clone(), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda, diverged: false }
+                        Run { method: v.name.clone(), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda, diverged: false, lambda_scores: m.lambda_scores.clone() }
                     }
                     // A learning rate too large for the method is a result of the table (the
                     // robustness comparison), scored at chance: what that model is worth.
                     Err(lqf::Error::Diverged(why)) => {
                         eprintln!("{} with {k} shots, seed {seed} diverged: {why}", v.name);
-                        Run { method: v.name.clone(), shots: k, seed, accuracy: 1.0 / classes as f64, seconds: t.elapsed().as_secs_f64(), lambda: s.lambda, diverged: true }
+                        Run { method: v.name.clone(), shots: k, seed, accuracy: 1.0 / classes as f64, seconds: t.elapsed().as_secs_f64(), lambda: s.lambda, diverged: true, lambda_scores: Vec::new() }
                     }
                     Err(e) => return Err(format!("{} with {k} shots, seed {seed}: {e}", v.name)),
                 };
@@ -147,7 +149,13 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
     // Per method and shot count, whether this learning rate has the best mean of its grid.
     let best = |v: &Variant, k: usize, m: f64| v.lr.is_some() && summary.iter().filter(|(v2, k2, ..)| *k2 == k && v2.method == v.method && v2.lr.is_some()).all(|(_, _, m2, ..)| *m2 <= m);
     if json {
-        let rs: Vec<String> = runs.iter().map(|r| format!("{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}}}", serde_json::to_string(&r.method).unwrap_or_default(), r.shots, r.seed, r.accuracy, r.seconds, r.lambda, r.diverged)).collect();
+        let rs: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let scores = if r.lambda_scores.is_empty() { String::new() } else { format!(",\"lambda_scores\":{}", serde_json::to_string(&r.lambda_scores).unwrap_or_default()) };
+                format!("{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}{scores}}}", serde_json::to_string(&r.method).unwrap_or_default(), r.shots, r.seed, r.accuracy, r.seconds, r.lambda, r.diverged)
+            })
+            .collect();
         let ss: Vec<String> = summary.iter().map(|(v, k, a, sd, t, dv)| format!("{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}", serde_json::to_string(&v.name).unwrap_or_default(), best(v, *k, *a))).collect();
         println!(
             "{{\"data\":{},\"backbone\":\"{}\",\"depth\":\"{}\",\"test_images\":{},\"runs\":[{}],\"summary\":[{}]}}",

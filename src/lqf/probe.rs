@@ -177,11 +177,17 @@ pub async fn logistic(gpu: &Gpu, pooled: &[f32], labels: &[u32], classes: usize,
 
 /// Mean cross-entropy of logits `[n, classes]` against labels (host, f64).
 pub fn cross_entropy(logits: &[f32], labels: &[u32], classes: usize) -> f64 {
-    let mut total = 0.0;
-    for (row, &l) in logits.chunks(classes).zip(labels) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-        total += lse - row[l as usize] as f64;
-    }
-    total / labels.len().max(1) as f64
+    cross_entropy_rows(logits, labels, classes).iter().sum::<f64>() / labels.len().max(1) as f64
+}
+
+/// Each row's cross-entropy −log softmax(row)[label], in f64.
+pub fn cross_entropy_rows(logits: &[f32], labels: &[u32], classes: usize) -> Vec<f64> {
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .map(|(row, &l)| {
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln() - row[l as usize] as f64
+        })
+        .collect()
 }
