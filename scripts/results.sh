@@ -56,8 +56,8 @@ for set in $SETS; do
           ce) args=(--methods lqf --loss cross-entropy --solver sgd --lrs "$CE_LRS" --epochs "$EPOCHS" --tag "cross-entropy") ;;
           alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0") ;;
           sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
-          # λ chosen on a held-out fold of the training photos (lowest held-out MSE on the path
-          # 1e-4…100) instead of fixed at 1e-3.
+          # λ chosen on a held-out fold of the training photos (the largest λ of 1e-4…100 within
+          # one standard error of the lowest held-out MSE) instead of fixed at 1e-3.
           auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out") ;;
           # A fixed λ other than 1e-3, named in the config: lambda0.01, lambda0.1, …
           lambda*) args=(--methods lqf --weight-decay "${config#lambda}" --iterations "$ITERS" --tag "λ ${config#lambda}") ;;

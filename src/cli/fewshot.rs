@@ -55,12 +55,6 @@ struct Run {
     lambda_scores: Vec<train::LambdaScore>,
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-    (m, var.sqrt())
-}
-
 pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
     let Table { dir, shots, seeds, test_per_class, json, .. } = *t;
     let methods: Vec<_> = t.methods.iter().map(|m| parse_method(m)).collect::<Result<_, _>>()?;
@@ -141,7 +135,7 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
     for v in &variants {
         for &k in shots {
             let of: Vec<&Run> = runs.iter().filter(|r| r.method == v.name && r.shots == k).collect();
-            let (m, sd) = mean_std(&of.iter().map(|r| r.accuracy).collect::<Vec<_>>());
+            let (m, sd) = train::mean_and_std(&of.iter().map(|r| r.accuracy).collect::<Vec<_>>());
             let secs = of.iter().map(|r| r.seconds).sum::<f64>() / of.len().max(1) as f64;
             summary.push((v, k, m, sd, secs, of.iter().filter(|r| r.diverged).count()));
         }

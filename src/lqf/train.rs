@@ -454,13 +454,13 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
     for (i, &lambda) in path.iter().enumerate() {
         prob.lambda = lambda;
         let k = if s.preconditions_with_kfac(lambda) {
-            if factors.is_none() {
-                factors = Some(kfac::statistics_with(gpu, &prob, s.kfac_estimate()).await?);
-            }
-            match &factors {
-                Some(f) => Some(Kfac::from_factors(gpu, &split.net, f, lambda).await?),
-                None => None,
-            }
+            let f = match factors.take() {
+                Some(f) => f,
+                None => kfac::statistics_with(gpu, &prob, s.kfac_estimate()).await?,
+            };
+            let k = Kfac::from_factors(gpu, &split.net, &f, lambda).await?;
+            factors = Some(f);
+            Some(k)
         } else {
             None
         };
@@ -487,15 +487,17 @@ fn held_out_losses(logits: &[f32], labels: &[u32], c: usize, loss: Loss, kappa: 
     }
 }
 
+/// The mean of `v` and its sample standard deviation (0 below two values).
+pub fn mean_and_std(v: &[f64]) -> (f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (mean, var.sqrt())
+}
+
 /// The mean of `v` and its standard error (sample standard deviation / √n; 0 for one value).
 pub fn mean_and_standard_error(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (mean, 0.0);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
+    let (mean, std) = mean_and_std(v);
+    (mean, std / (v.len().max(1) as f64).sqrt())
 }
 
 /// The one-standard-error rule: the largest λ whose loss is at most the lowest loss plus that
