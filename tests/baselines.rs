@@ -165,47 +165,72 @@ fn every_method_trains_and_fits_separable_data() {
 }
 
 #[test]
-fn lambda_is_chosen_on_a_held_out_fold_of_the_training_set() {
-    // The fold: every fifth image of each class with at least three, never all of a class.
+fn lambda_is_chosen_by_cross_validation_on_the_training_set() {
+    // The folds: image k of each class with at least three is held out in fold k mod 5, once.
     let labels: Vec<u32> = (0..23).map(|i| if i < 20 { (i % 2) as u32 } else { 2 }).collect();
-    let (tr, ho) = train::holdout_fold(&labels, 3);
-    assert_eq!(tr.len() + ho.len(), labels.len());
-    assert!(tr.iter().all(|i| !ho.contains(i)));
-    let held = |c: u32| ho.iter().filter(|&&i| labels[i] == c).count();
-    assert_eq!((held(0), held(1), held(2)), (2, 2, 1), "held out per class: {ho:?}");
-    assert_eq!(train::holdout_fold(&[0, 1, 0, 1], 2).1, Vec::<usize>::new(), "classes of two keep all their images");
+    let folds = train::holdout_folds(&labels, 3);
+    assert_eq!(folds.len(), train::LAMBDA_FOLDS);
+    let mut held_times = vec![0; labels.len()];
+    for (tr, ho) in &folds {
+        assert_eq!(tr.len() + ho.len(), labels.len());
+        assert!(tr.iter().all(|i| !ho.contains(i)));
+        ho.iter().for_each(|&i| held_times[i] += 1);
+        for c in 0..3 {
+            assert!(tr.iter().filter(|&&i| labels[i] == c).count() >= 2, "every fold trains on two of class {c}: {ho:?}");
+        }
+    }
+    assert!(held_times.iter().all(|&t| t == 1), "every image is held out exactly once: {held_times:?}");
+    let held = |c: u32| folds[0].1.iter().filter(|&&i| labels[i] == c).count();
+    assert_eq!((held(0), held(1), held(2)), (2, 2, 1), "fold 0 holds out: {:?}", folds[0].1);
+    assert!(train::holdout_folds(&[0, 1, 0, 1], 2).is_empty(), "classes of two keep all their images");
+    let three: Vec<u32> = vec![0, 0, 0, 1, 1, 1];
+    assert_eq!(train::holdout_folds(&three, 2).len(), 3, "three images a class: three folds of one each");
 
     let g = gpu();
     let mut rng = Rng::new(10);
     let split_rng = rng.clone();
     let split = tiny_split(g, &mut split_rng.clone(), 0.1);
-    let (z, labels) = clustered(&split.net, &mut rng, 30);
-    let s = Settings { depth: Depth::All, lambda_path: vec![1e-3, 10.0, 1e-1], batch: 8, cg_tol: 1e-5, max_iter: 300, ..Default::default() };
+    let (z, labels) = clustered(&split.net, &mut rng, 15);
+    let s = Settings { depth: Depth::All, lambda_path: vec![1e-1, 10.0, 1.0], batch: 8, cg_tol: 1e-4, max_iter: 300, ..Default::default() };
     let mut reports = 0;
     let m = block(train::train(g, split, &z, &labels, &s, &mut |p| reports += (p.phase == lqf::lqf::Phase::LambdaSearch) as usize)).unwrap();
     let lambdas: Vec<f32> = m.lambda_scores.iter().map(|s| s.lambda).collect();
-    assert_eq!(lambdas[..], [10.0, 1e-1, 1e-3][..lambdas.len()], "the path is solved from the largest λ down: {:?}", m.lambda_scores);
-    assert_eq!(reports, lambdas.len());
-    // Down to the first λ whose held-out loss improves by less than a tenth of its standard
-    // error (or rises), or to the end.
+    assert_eq!(lambdas[..], [10.0, 1.0, 1e-1][..lambdas.len()], "the path is solved from the largest λ down: {:?}", m.lambda_scores);
+    let folds = train::holdout_folds(&labels, 3);
+    assert_eq!(reports, lambdas.len() * folds.len(), "one report per fold and λ");
+    // Down to the first λ whose held-out loss improves by no more than the standard error of
+    // the image-by-image difference or a tenth of its own (or rises), or to the end.
     let sc = &m.lambda_scores;
-    let falling = sc.windows(2).take_while(|w| w[0].loss - w[1].loss >= 0.1 * w[1].se).count();
+    let falling = sc
+        .windows(2)
+        .take_while(|w| {
+            let (worse, se) = train::paired_difference(&w[0].losses, &w[1].losses);
+            worse > se && worse >= 0.1 * w[1].se
+        })
+        .count();
     assert!(falling + 1 == sc.len() || falling + 2 == sc.len(), "stops once the loss flattens: {sc:?}");
     assert!(lambdas.len() >= 2, "this data's held-out loss falls from λ = 10 to 0.1: {sc:?}");
     assert_eq!(Some(m.settings.lambda), train::one_standard_error_choice(sc), "{sc:?}");
     let chosen = sc.iter().find(|s| s.lambda == m.settings.lambda).unwrap();
     assert!(m.lambda_scores.iter().all(|s| (0.0..=1.0).contains(&s.accuracy)), "held-out accuracy is reported: {:?}", m.lambda_scores);
-    // The held-out loss is the MSE of the model solved on the rest, at that λ.
-    let (tr, ho) = train::holdout_fold(&labels, 3);
+    // The held-out losses are those of the models solved on each fold's rest, at that λ,
+    // every training image once.
     let per = m.split.net.input.len();
-    let ((ztr, ltr), (zho, lho)) = (train::gather(&z, &labels, &tr, per), train::gather(&z, &labels, &ho, per));
-    let fold = Settings { lambda: chosen.lambda, lambda_path: Vec::new(), ..s.clone() };
-    let again = block(train::train(g, tiny_split(g, &mut split_rng.clone(), 0.1), &ztr, &ltr, &fold, &mut |_| {})).unwrap();
-    let logits = block(train::predict(g, &again, &zho, lho.len(), 8)).unwrap();
-    let per_image: Vec<f64> = logits.chunks(3).zip(&lho).map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { s.kappa as f64 } else { 0.0 }).powi(2)).sum()).collect();
+    let mut per_image = Vec::new();
+    for (tr, ho) in &folds {
+        let ((ztr, ltr), (zho, lho)) = (train::gather(&z, &labels, tr, per), train::gather(&z, &labels, ho, per));
+        let fold = Settings { lambda: chosen.lambda, lambda_path: Vec::new(), ..s.clone() };
+        let again = block(train::train(g, tiny_split(g, &mut split_rng.clone(), 0.1), &ztr, &ltr, &fold, &mut |_| {})).unwrap();
+        let logits = block(train::predict(g, &again, &zho, lho.len(), 8)).unwrap();
+        per_image.extend(logits.chunks(3).zip(&lho).map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>()));
+    }
+    assert_eq!(chosen.losses.len(), labels.len());
     let (mse, se) = train::mean_and_standard_error(&per_image);
-    assert!((mse - chosen.loss).abs() < 1e-2 * mse, "held-out MSE {} vs a fresh solve's {mse}", chosen.loss);
-    assert!((se - chosen.se).abs() < 2e-2 * se, "standard error {} vs a fresh solve's {se}", chosen.se);
+    assert!((mse - chosen.loss).abs() < 1e-2 * mse, "held-out MSE {} vs fresh solves' {mse}", chosen.loss);
+    assert!((se - chosen.se).abs() < 2e-2 * se, "standard error {} vs fresh solves' {se}", chosen.se);
+    for (a, b) in chosen.losses.iter().zip(&per_image) {
+        assert!((a - b).abs() < 2e-2 * mse, "each held-out image's loss: {:?} vs fresh solves' {per_image:?}", chosen.losses);
+    }
 }
 
 #[test]
@@ -213,13 +238,22 @@ fn the_largest_lambda_within_one_standard_error_of_the_best_is_chosen() {
     let (mean, se) = train::mean_and_standard_error(&[1.0, 2.0, 3.0, 6.0]);
     assert!((mean - 3.0).abs() < 1e-12 && (se - (14.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-12, "{mean} {se}");
     assert_eq!(train::mean_and_standard_error(&[4.0]), (4.0, 0.0));
-    let score = |lambda: f32, loss: f64, se: f64| train::LambdaScore { lambda, accuracy: 0.5, loss, se };
-    let path = [score(100.0, 17.0, 2.0), score(10.0, 12.8, 1.5), score(1.0, 12.2, 1.0), score(0.1, 12.1, 1.0)];
-    assert_eq!(train::one_standard_error_choice(&path), Some(10.0), "12.8 is within 12.1 + 1.0, 17 is not");
-    let tight = [score(100.0, 17.0, 0.1), score(10.0, 12.8, 0.1), score(1.0, 12.2, 0.1), score(0.1, 12.1, 0.1)];
-    assert_eq!(train::one_standard_error_choice(&tight), Some(1.0), "12.2 is within 12.1 + 0.1 (the bound is inclusive)");
-    let exact = [score(10.0, 12.8, 0.0), score(1.0, 12.2, 0.0)];
+    let score = |lambda: f32, losses: &[f64]| {
+        let (loss, se) = train::mean_and_standard_error(losses);
+        train::LambdaScore { lambda, accuracy: 0.5, loss, se, losses: losses.to_vec() }
+    };
+    let (worse, se) = train::paired_difference(&[3.0, 5.0, 4.0], &[1.0, 2.0, 3.0]);
+    assert!((worse - 2.0).abs() < 1e-12 && (se - (1.0f64 / 3.0).sqrt()).abs() < 1e-12, "{worse} {se}");
+    // The photos differ far more from one another than the λ do on any one photo: the error of
+    // each loss alone (about 3.3 here) would let λ = 100, worse by 2 on every photo, stand.
+    let best = [10.0, 20.0, 5.0, 15.0];
+    let path = [score(100.0, &[12.0, 22.0, 7.1, 16.9]), score(10.0, &[11.0, 19.0, 6.0, 14.4]), score(1.0, &best)];
+    assert!(path[0].loss <= path[2].loss + path[2].se, "unpaired, 100 would be within one error: {path:?}");
+    assert_eq!(train::one_standard_error_choice(&path), Some(10.0), "10 is worse by 0.1 ± 0.5, 100 by 2.0 ± 0.04");
+    let exact = [score(10.0, &[12.8, 12.8]), score(1.0, &[12.2, 12.2])];
     assert_eq!(train::one_standard_error_choice(&exact), Some(1.0), "no spread: the lowest loss");
+    let level = [score(10.0, &[12.2, 13.0]), score(1.0, &[12.2, 13.0])];
+    assert_eq!(train::one_standard_error_choice(&level), Some(10.0), "a tie goes to the larger λ (the bound is inclusive)");
     assert_eq!(train::one_standard_error_choice(&[]), None);
 }
 

@@ -185,9 +185,9 @@ struct TrainOpts {
     /// ablation; not quadratic, so it needs --solver sgd and cannot be explained or forgotten).
     #[arg(long, default_value = "mse")]
     loss: String,
-    /// Weight decay λ: a number, a comma-separated path to choose from on a held-out fold of
-    /// the training set (the largest λ within one standard error of the lowest held-out MSE), or
-    /// `auto` (the path 1e-4,1e-3,…,10,100).
+    /// Weight decay λ: a number, a comma-separated path to choose from by 5-fold
+    /// cross-validation on the training set (the largest λ within one standard error of the
+    /// lowest held-out MSE), or `auto` (the path 1e-4,1e-3,…,10,100).
     #[arg(long, default_value = "1e-3")]
     weight_decay: String,
     /// Classifier at θ0: random (seeded by --init-seed; measured better, and what makes forgetting

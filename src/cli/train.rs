@@ -26,7 +26,7 @@ fn describe(m: &Trained, n: usize, classes: usize, secs: f64) -> String {
     let mut d = format!("{} on {n} images of {classes} classes, depth {:?}, λ {:e}", super::method_name(st.method), st.effective_depth(), st.lambda);
     if !m.lambda_scores.is_empty() {
         let path: Vec<String> = m.lambda_scores.iter().map(|s| format!("{:e}: loss {:.3} ± {:.3}, {:.1}%", s.lambda, s.loss, s.se, 100.0 * s.accuracy)).collect();
-        d += &format!(" (chosen on a held-out fold: {})", path.join(", "));
+        d += &format!(" (chosen by 5-fold cross-validation: {})", path.join(", "));
     }
     if let Some(last) = m.steps.last() {
         d += &format!(", {} solver steps to residual {:.1e}", m.steps.len(), last.relative_residual);

@@ -10,7 +10,7 @@ pub enum Phase {
     Init,
     /// K-FAC statistics: C backward passes per image.
     Curvature,
-    /// Choosing λ on a held-out fold of the training set (step = index on the λ path).
+    /// Choosing λ by cross-validation on the training set (step = one fold solved at one λ).
     LambdaSearch,
     /// The solver: CG iterations or SGD epochs.
     Solve,

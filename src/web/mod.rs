@@ -92,7 +92,7 @@ pub struct PageSettings {
     pub depth: String,
     pub alpha: f32,
     pub kappa: f32,
-    /// "auto" (chosen on a held-out fold) or a number.
+    /// "auto" (chosen by 5-fold cross-validation on the training photos) or a number.
     pub weight_decay: String,
     /// "cg" or "sgd".
     pub solver: String,
