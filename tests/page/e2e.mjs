@@ -100,10 +100,13 @@ try {
   await page.screenshot({ path: join(out, 'trained.png'), fullPage: true });
 
   // Explain it: thumbnails of the training photos that pushed each way.
+  // One CG solve (up to 20 iterations) and a gradient per training photo: minutes on SwiftShader,
+  // as long as training's solve, so it gets training's budget.
+  const tExplain = Date.now();
   await page.click('#explain');
-  await page.waitForSelector('#why:not([hidden]) #proponents li img', { timeout: 300_000 });
+  await page.waitForSelector('#why:not([hidden]) #proponents li img', { timeout: 900_000 });
   const pros = await page.$$eval('#proponents li img', (imgs) => imgs.map((i) => i.alt));
-  console.log(`proponents of ${first.cls}: ${pros.join(', ')}`);
+  console.log(`proponents of ${first.cls}: ${pros.join(', ')} (explained in ${(Date.now() - tExplain) / 1000} s)`);
   check(pros.length > 0, 'explained with training photos');
   await page.locator('#why').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(out, 'explained.png'), fullPage: true });
