@@ -494,16 +494,14 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
             held_logits.extend(logits);
             held_labels.extend(lho);
             starts[f] = Some(sol);
-            let last = f + 1 == folds.len();
-            let step = Progress::new(Phase::LambdaSearch, i * folds.len() + f + 1, path.len() * folds.len());
-            if !last {
-                progress(step);
-            } else {
-                let (loss, se) = mean_and_standard_error(&losses);
-                progress(Progress { loss: Some(loss), ..step });
-                scores.push(LambdaScore { lambda, accuracy: accuracy(&held_logits, &held_labels, c), loss, se, losses: std::mem::take(&mut losses) });
+            // The λ's last fold is reported below, with the pooled loss.
+            if f + 1 < folds.len() {
+                progress(Progress::new(Phase::LambdaSearch, i * folds.len() + f + 1, path.len() * folds.len()));
             }
         }
+        let (loss, se) = mean_and_standard_error(&losses);
+        progress(Progress { loss: Some(loss), ..Progress::new(Phase::LambdaSearch, (i + 1) * folds.len(), path.len() * folds.len()) });
+        scores.push(LambdaScore { lambda, accuracy: accuracy(&held_logits, &held_labels, c), loss, se, losses });
         // A step that lowers the loss by no more than its paired standard error, or by less than
         // a tenth of the loss's own standard error (too little to matter next to how much the
         // photos differ), ends the search.
