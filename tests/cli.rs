@@ -172,6 +172,20 @@ fn non_utf8_file_names_are_read() {
 }
 
 #[test]
+fn auto_lambda_without_three_images_a_class_says_the_default_was_used() {
+    let data = folder("auto-small", "train", &["Forest", "SeaLake"], 2);
+    let model = tmp("auto-small.lqf");
+    let train = |method: &str| lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--method", method, "--depth", "1", "--iterations", "3", "--weight-decay", "auto"]);
+    let (code, _, err) = train("lqf");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("λ 1e-3 (not cross-validated: no class has 3 images; the default λ was used)"), "{err}");
+    // The probes never search λ: nothing to explain there.
+    let (code, _, err) = train("probe");
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("cross-validated"), "{err}");
+}
+
+#[test]
 fn bad_model_files_are_refused() {
     use lqf::lqf::model_file::ModelFile;
     let data = folder("mf-train", "train", &["Forest", "SeaLake"], 2);
