@@ -194,6 +194,7 @@ fn lambda_is_chosen_by_cross_validation_on_the_training_set() {
     let s = Settings { depth: Depth::All, lambda_path: vec![1e-1, 10.0, 1.0], batch: 8, cg_tol: 1e-4, max_iter: 300, ..Default::default() };
     let mut reports = 0;
     let m = block(train::train(g, split, &z, &labels, &s, &mut |p| reports += (p.phase == lqf::lqf::Phase::LambdaSearch) as usize)).unwrap();
+    assert_eq!(m.lambda_origin(), train::LambdaOrigin::CrossValidated);
     let lambdas: Vec<f32> = m.lambda_scores.iter().map(|s| s.lambda).collect();
     assert_eq!(lambdas[..], [10.0, 1.0, 1e-1][..lambdas.len()], "the path is solved from the largest λ down: {:?}", m.lambda_scores);
     let folds = train::holdout_folds(&labels, 3);

@@ -137,6 +137,7 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     web_sys::console::log_1(&format!("trained in the browser: {summary}").into());
     assert_eq!(summary["train_accuracy"].as_f64(), Some(1.0), "LQF fits its 9 training images: {summary}");
     assert!(summary["iterations"].as_u64().unwrap() >= 1);
+    assert_eq!(summary["lambda_origin"], "given", "a fixed λ is reported as given: {summary}");
 
     let predict = scores;
     // A training image is predicted as its class, and it is its own strongest proponent.

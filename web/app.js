@@ -398,6 +398,11 @@ function setTrainState(s, text) {
   st.className = s === 'error' ? 'error' : '';
 }
 
+// What the status line says of λ's provenance (the trainer's `lambda_origin`).
+const LAMBDA_ORIGIN = {
+  cross_validated: ', chosen by 5-fold cross-validation on your photos',
+  not_cross_validated: ' (not cross-validated: no class has 3 photos, so the default λ was used; add photos or set λ under Advanced)',
+};
 const PHASES = { features: 'computing features', init: 'initialising the classifier', curvature: 'K-FAC curvature', lambda_search: 'choosing λ on held-out photos', solve: 'solving' };
 
 function drawLoss() {
@@ -486,7 +491,7 @@ async function train() {
     });
     const secs = (performance.now() - t0) / 1000;
     const fit = (100 * summary.train_accuracy).toFixed(0);
-    const how = summary.method === 'lqf' ? `LQF, last ${summary.depth} block${summary.depth === '1' ? '' : 's'}, ${summary.iterations} CG iterations, λ = ${summary.lambda.toExponential(0)}` : 'linear probe';
+    const how = summary.method === 'lqf' ? `LQF, last ${summary.depth} block${summary.depth === '1' ? '' : 's'}, ${summary.iterations} CG iterations, λ = ${summary.lambda.toExponential(0)}${LAMBDA_ORIGIN[summary.lambda_origin] ?? ''}` : 'linear probe';
     setTrainState('done', `Trained in ${secs.toFixed(1)} s on ${summary.images} photos (${how}); fits ${fit}% of them.`);
     $('train-status').dataset.seconds = secs.toFixed(1);
     $('phase').textContent = 'done';

@@ -24,12 +24,13 @@ fn fit(gpu: &Gpu, net: &Backbone, settings: &Settings, items: &[(PathBuf, u32)],
 fn describe(m: &Trained, n: usize, classes: usize, secs: f64) -> String {
     let st = &m.settings;
     let mut d = format!("{} on {n} images of {classes} classes, depth {:?}, λ {:e}", super::method_name(st.method), st.effective_depth(), st.lambda);
-    if !m.lambda_scores.is_empty() {
-        let path: Vec<String> = m.lambda_scores.iter().map(|s| format!("{:e}: loss {:.3} ± {:.3}, {:.1}%", s.lambda, s.loss, s.se, 100.0 * s.accuracy)).collect();
-        d += &format!(" (chosen by 5-fold cross-validation: {})", path.join(", "));
-    } else if st.method == train::Method::Lqf && !st.lambda_path.is_empty() {
-        // Asked to choose, but no class had the three images a fold needs.
-        d += " (not cross-validated: no class has 3 images; the default λ was used)";
+    match m.lambda_origin() {
+        train::LambdaOrigin::CrossValidated => {
+            let path: Vec<String> = m.lambda_scores.iter().map(|s| format!("{:e}: loss {:.3} ± {:.3}, {:.1}%", s.lambda, s.loss, s.se, 100.0 * s.accuracy)).collect();
+            d += &format!(" (chosen by 5-fold cross-validation: {})", path.join(", "));
+        }
+        train::LambdaOrigin::NotCrossValidated => d += " (not cross-validated: no class has 3 images; the default λ was used)",
+        train::LambdaOrigin::Given => {}
     }
     if let Some(last) = m.steps.last() {
         d += &format!(", {} solver steps to residual {:.1e}", m.steps.len(), last.relative_residual);

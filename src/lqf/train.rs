@@ -321,6 +321,30 @@ pub struct Trained {
     pub basis: Option<KrylovBasis>,
 }
 
+/// Where a trained model's λ came from: what the CLI and the page say next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaOrigin {
+    /// A fixed λ was asked for (or the method has no search).
+    Given,
+    /// Chosen from `lambda_path` by cross-validation (`Trained::lambda_scores` has the verdicts).
+    CrossValidated,
+    /// A search was asked for, but no class had the three images a fold needs: the default λ.
+    NotCrossValidated,
+}
+
+impl Trained {
+    pub fn lambda_origin(&self) -> LambdaOrigin {
+        if !self.lambda_scores.is_empty() {
+            LambdaOrigin::CrossValidated
+        } else if self.settings.method == Method::Lqf && !self.settings.lambda_path.is_empty() {
+            LambdaOrigin::NotCrossValidated
+        } else {
+            LambdaOrigin::Given
+        }
+    }
+}
+
 /// How one λ of the path did on the held-out folds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LambdaScore {

@@ -100,6 +100,7 @@ impl CpuTrainer {
             "depth": Depth::Probe.to_string(),
             "images": m.set.labels.len(),
             "lambda": m.settings.lambda,
+            "lambda_origin": train::LambdaOrigin::Given,
             "lambda_scores": [],
             "iterations": 0,
             "train_accuracy": train::accuracy(&logits, &m.set.labels, m.classes.len()),

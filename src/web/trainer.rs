@@ -97,6 +97,7 @@ impl Trainer {
             "depth": trained.settings.effective_depth().to_string(),
             "images": labels.len(),
             "lambda": trained.settings.lambda,
+            "lambda_origin": trained.lambda_origin(),
             "lambda_scores": trained.lambda_scores,
             "iterations": trained.steps.len(),
             "residual": trained.steps.last().map(|st| st.relative_residual),
