@@ -153,6 +153,11 @@ impl Settings {
     pub fn preconditions_with_kfac(&self, lambda: f32) -> bool {
         self.kfac && (self.solver == SolverKind::Sgd || lambda < KFAC_CG_MAX_LAMBDA)
     }
+
+    /// Whether training chooses λ from `lambda_path` (only LQF searches).
+    pub fn searches_lambda(&self) -> bool {
+        self.method == Method::Lqf && !self.lambda_path.is_empty()
+    }
 }
 
 fn default_logistic_iterations() -> usize {
@@ -337,7 +342,7 @@ impl Trained {
     pub fn lambda_origin(&self) -> LambdaOrigin {
         if !self.lambda_scores.is_empty() {
             LambdaOrigin::CrossValidated
-        } else if self.settings.method == Method::Lqf && !self.settings.lambda_path.is_empty() {
+        } else if self.settings.searches_lambda() {
             LambdaOrigin::NotCrossValidated
         } else {
             LambdaOrigin::Given
@@ -594,7 +599,7 @@ pub async fn train(gpu: &Gpu, split: Split, z: &[f32], labels: &[u32], s: &Setti
     let given = s;
     let mut settings = s.clone();
     let mut lambda_scores = Vec::new();
-    if s.method == Method::Lqf && !s.lambda_path.is_empty() {
+    if s.searches_lambda() {
         (settings.lambda, lambda_scores) = choose_lambda(gpu, &split, z, labels, s, progress).await?;
     }
     let s = &settings;
