@@ -281,13 +281,13 @@ impl TrainOpts {
     fn settings(&self, method: Method) -> Result<Settings, String> {
         let depth = Depth::parse(&self.depth).map_err(|_| format!("--depth {:?}: a number of blocks, all, or probe", self.depth))?;
         let (lambda, lambda_path) = match self.weight_decay.as_str() {
-            "auto" => (1e-3, lqf::lqf::train::AUTO_LAMBDA_PATH.to_vec()),
+            "auto" => (lqf::lqf::train::DEFAULT_LAMBDA, lqf::lqf::train::AUTO_LAMBDA_PATH.to_vec()),
             w => {
                 let path: Vec<f32> = w.split(',').map(|v| v.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|_| format!("--weight-decay {w:?}: a number, a comma-separated list, or auto"))?;
                 if path.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
                     return Err(format!("--weight-decay {w:?}: values must be finite and non-negative"));
                 }
-                if path.len() == 1 { (path[0], Vec::new()) } else { (1e-3, path) }
+                if path.len() == 1 { (path[0], Vec::new()) } else { (lqf::lqf::train::DEFAULT_LAMBDA, path) }
             }
         };
         let init = match self.init.as_str() {

@@ -52,6 +52,9 @@ impl std::fmt::Display for Depth {
 /// 346 at 10, 112 at 100 (docs/RESULTS.md).
 pub const AUTO_LAMBDA_PATH: [f32; 7] = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
 
+/// λ when none is given, and the fallback of a search that cannot cross-validate.
+pub const DEFAULT_LAMBDA: f32 = 1e-3;
+
 /// How the new classifier is set at θ0 (it must not be zero, or every backbone Jacobian is).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Init {
@@ -172,7 +175,7 @@ impl Default for Settings {
             alpha: 0.05,
             kappa: 5.0,
             loss: Loss::Mse,
-            lambda: 1e-3,
+            lambda: DEFAULT_LAMBDA,
             lambda_path: Vec::new(),
             init: Init::Random { seed: 0 },
             batch: 32,

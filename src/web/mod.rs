@@ -3,7 +3,7 @@
 use crate::gpu::{BackendChoice, Gpu};
 use crate::model::{self, preprocess, Arch, Backbone};
 use crate::error::Error;
-use crate::lqf::train::{Depth, Method, Settings, SolverKind, AUTO_LAMBDA_PATH};
+use crate::lqf::train::{Depth, Method, Settings, SolverKind, AUTO_LAMBDA_PATH, DEFAULT_LAMBDA};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -139,7 +139,7 @@ impl PageSettings {
             v => return Err(bad(&format!("solver {v:?}: cg or sgd"))),
         };
         let (lambda, lambda_path) = match self.weight_decay.trim() {
-            "auto" => (1e-3, AUTO_LAMBDA_PATH.to_vec()),
+            "auto" => (DEFAULT_LAMBDA, AUTO_LAMBDA_PATH.to_vec()),
             v => match v.parse::<f32>() {
                 Ok(l) if l.is_finite() && l >= 0.0 => (l, Vec::new()),
                 _ => return Err(bad(&format!("weight decay {v:?}: auto or a non-negative number"))),
