@@ -104,8 +104,10 @@ def svg(groups):
     cols = min(3, len(panels))
     rows_n = math.ceil(len(panels) / cols)
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * w}" height="{rows_n * h}" font-family="sans-serif" font-size="11">', f'<rect width="100%" height="100%" fill="white"/>']
     names = sorted({n for _, lines in panels for n in lines})
+    # The legend gets its own band below the panels, so it never covers the last row.
+    legend_h = 14 * len(names) + 8
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * w}" height="{rows_n * h + legend_h}" font-family="sans-serif" font-size="11">', f'<rect width="100%" height="100%" fill="white"/>']
     for i, (title, lines) in enumerate(panels):
         ox, oy = (i % cols) * w, (i // cols) * h
         lrs = [lr for v in lines.values() for lr, _, _ in v]
@@ -126,7 +128,7 @@ def svg(groups):
             for lr, m, sd in v:
                 parts.append(f'<line x1="{x(lr):.1f}" y1="{y(m - sd):.1f}" x2="{x(lr):.1f}" y2="{y(m + sd):.1f}" stroke="{c}"/><circle cx="{x(lr):.1f}" cy="{y(m):.1f}" r="3" fill="{c}"/>')
     for j, n in enumerate(names):
-        parts.append(f'<text x="{10}" y="{rows_n * h - 8 - 14 * (len(names) - 1 - j)}" fill="{colors[j % len(colors)]}">— {n} (learning rate on the x axis, mean ± std over seeds)</text>')
+        parts.append(f'<text x="{10}" y="{rows_n * h + 14 * (j + 1)}" fill="{colors[j % len(colors)]}">— {n} (learning rate on the x axis, mean ± std over seeds)</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
