@@ -218,3 +218,49 @@ fn cross_entropy_sgd_reaches_the_newton_optimum() {
     }
     assert!(prob.hvp(g, &ParamSet::zeros(g, &net.param_lens()).unwrap()).is_err());
 }
+
+/// No pass allocates more than one storage binding holds. MobileNetV2 linearized from its
+/// second block has 112×112×96 activations, so a batch of 32 asked for 147 MiB where WebGPU
+/// binds 128 MiB by default, and training stopped with "buffer exceeds the storage-binding
+/// limit". Here an adapter that binds 16 images' activations of the tiny net is asked for
+/// batches of 32: the problem is split into passes that fit, CG still reaches the closed-form
+/// optimum, and a fine-tuning step (the mini-batch's gradient accumulated over passes) equals
+/// the same step taken in one pass on the unconstrained adapter.
+#[test]
+fn passes_are_split_to_fit_the_adapter_binding_limit() {
+    use lqf::gpu::{BackendChoice, Gpu};
+    use lqf::lqf::finetune::{self, Finetune};
+    const MANY: usize = 40;
+    let (g, net) = (gpu(), tiny_net(0.1));
+    let mut small = block(Gpu::new(BackendChoice::Auto)).unwrap();
+    let per_image = 4 * 4 * 8; // the tiny net's largest activation, the expansion's output
+    small.limits.max_storage_buffer_binding_size = (16 * per_image * 4) as u64;
+    assert_eq!(net.max_batch(&small), 16);
+    assert_eq!(net.fit_batch(&small, 32), 16);
+    assert_eq!(net.fit_batch(g, 32), 32);
+
+    let mut rng = Rng::new(47);
+    let th = random_set(&net, &mut rng, 0.7);
+    let z: Vec<f32> = rng.vec_f32(MANY * net.input.len()).iter().map(|v| v * 2.0).collect();
+    let labels: Vec<u32> = (0..MANY).map(|i| (i % net.classes) as u32).collect();
+    let want = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, LAMBDA);
+    let tth = ParamSet::upload(&small, &th).unwrap();
+    let prob = block(Problem::new(&small, &net, &tth, &z, &labels, 32, KAPPA, LAMBDA)).unwrap();
+    assert_eq!(prob.batches.iter().map(|b| b.n).collect::<Vec<_>>(), vec![16, 16, 8]);
+    let k = block(lqf::lqf::kfac::Kfac::new(&small, &prob, LAMBDA)).unwrap();
+    let (delta, _) = block(prob.solve_cg(&small, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
+    let r = rel(&flat(&block(delta.read(&small)).unwrap()), &want);
+    assert!(r < SOLVE_REL, "‖Δ − Δ*‖/‖Δ*‖ = {r:.2e} with passes of 16 images");
+
+    let ft = Finetune { lr: 0.1, ..Finetune::default() };
+    let v = random_set(&net, &mut rng, 0.1);
+    let stepped = |gpu: &Gpu| {
+        let (theta, vel) = (ParamSet::upload(gpu, &th).unwrap(), ParamSet::upload(gpu, &v).unwrap());
+        let (t2, v2, ce) = block(finetune::step(gpu, &net, &theta, &vel, &z, &labels, &ft)).unwrap();
+        (flat(&block(t2.read(gpu)).unwrap()), flat(&block(v2.read(gpu)).unwrap()), ce)
+    };
+    let (split_theta, split_v, split_ce) = stepped(&small);
+    let (one_theta, one_v, one_ce) = stepped(g);
+    assert!(rel(&split_theta, &one_theta) < 1e-6 && rel(&split_v, &one_v) < 1e-6, "θ' {:.2e}, v' {:.2e}", rel(&split_theta, &one_theta), rel(&split_v, &one_v));
+    assert!((split_ce - one_ce).abs() < 1e-6 * one_ce.abs(), "mean cross-entropy {split_ce} vs {one_ce}");
+}

@@ -24,6 +24,13 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
+    /// The most images one pass can hold when its largest tensor has `values_per_image` f32
+    /// values per image: every tensor must fit one storage binding (128 MiB on WebGPU by default).
+    pub fn max_batch(&self, values_per_image: usize) -> usize {
+        let limit = (self.limits.max_storage_buffer_binding_size / 4) as usize;
+        (limit / values_per_image.max(1)).max(1)
+    }
+
     fn check_size(&self, len: usize) -> Result<u64> {
         // Zero-length bindings are invalid; keep one element so empty tensors still bind.
         let bytes = (len.max(1) as u64) * 4;

@@ -36,26 +36,34 @@ pub fn add(gpu: &Gpu, theta0: &ParamSet, delta: &ParamSet) -> Result<ParamSet> {
 }
 
 /// One SGD step on images `z` (`batch` of them) with `labels` at θ: returns (θ', v', mean CE).
+/// The mini-batch's mean gradient is accumulated over as many passes as the adapter needs
+/// (`LinearizedNet::fit_batch`), so the batch size stays the optimiser's setting.
 #[allow(clippy::too_many_arguments)]
 pub async fn step(gpu: &Gpu, net: &LinearizedNet, theta: &ParamSet, v: &ParamSet, z: &[f32], labels: &[u32], ft: &Finetune) -> Result<(ParamSet, ParamSet, f64)> {
     let b = labels.len();
-    let lens = net.param_lens();
-    let (zt, lt) = (gpu.upload(z)?, gpu.upload_u32(labels)?);
+    let (per, lens) = (net.input.len(), net.param_lens());
     let (grad, v2, theta2) = (ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?);
-    let logits = gpu.run(|rec| {
-        let f = net.forward(rec, theta, &zt, b)?;
-        let (p, g) = (rec.gpu().zeros(f.len)?, rec.gpu().zeros(f.len)?);
-        // ∂CE/∂f = softmax(f) − onehot(y), averaged over the batch.
-        reduce::softmax_rows(rec, &f, b, net.classes, &p)?;
-        elementwise::mse_residual(rec, &p, &lt, net.classes, 1.0, &g)?;
-        net.vjp(rec, theta, &zt, b, &g, &grad, 1.0 / b as f32, 0.0)?;
+    let mut logits = Vec::with_capacity(b * net.classes);
+    for (start, n) in crate::batches(b, net.fit_batch(gpu, b)) {
+        let (zt, lt) = (gpu.upload(&z[start * per..(start + n) * per])?, gpu.upload_u32(&labels[start..start + n])?);
+        let f = gpu.run(|rec| {
+            let f = net.forward(rec, theta, &zt, n)?;
+            let (p, g) = (rec.gpu().zeros(f.len)?, rec.gpu().zeros(f.len)?);
+            // ∂CE/∂f = softmax(f) − onehot(y), averaged over the whole mini-batch.
+            reduce::softmax_rows(rec, &f, n, net.classes, &p)?;
+            elementwise::mse_residual(rec, &p, &lt, net.classes, 1.0, &g)?;
+            net.vjp(rec, theta, &zt, n, &g, &grad, 1.0 / b as f32, if start == 0 { 0.0 } else { 1.0 })?;
+            Ok(f)
+        })?;
+        logits.extend(gpu.read(&f).await?);
+    }
+    gpu.run(|rec| {
         let t = ParamSet::zeros(rec.gpu(), &lens)?;
         ParamSet::axpby(rec, 1.0, &grad, ft.weight_decay, theta, &t)?;
         ParamSet::axpby(rec, ft.momentum, v, 1.0, &t, &v2)?;
-        ParamSet::axpby(rec, 1.0, theta, -ft.lr, &v2, &theta2)?;
-        Ok(f)
+        ParamSet::axpby(rec, 1.0, theta, -ft.lr, &v2, &theta2)
     })?;
-    let ce = super::probe::cross_entropy(&gpu.read(&logits).await?, labels, net.classes);
+    let ce = super::probe::cross_entropy(&logits, labels, net.classes);
     Ok((theta2, v2, ce))
 }
 

@@ -8,7 +8,7 @@
 use super::params::ParamSet;
 use crate::error::{shape_err, Result};
 use crate::gpu::kernels::{conv, elementwise, gemm::{gemm, gemm_fused, Epilogue, Gemm}, reduce};
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::arch::ConvDef;
 use crate::model::backbone::Hwc;
 use crate::nn::{self, ConvParams};
@@ -69,6 +69,35 @@ impl LinearizedNet {
         v.push(self.features * self.classes);
         v.push(self.classes);
         v
+    }
+
+    /// Values per image of the largest tensor a pass allocates: the input or a convolution's
+    /// output (its activation, tangent and gradient have the same size).
+    fn largest_activation(&self) -> usize {
+        let mut shape = self.input;
+        let mut largest = shape.len();
+        for block in &self.blocks {
+            for &k in &block.convs {
+                let c = &self.convs[k];
+                if let Ok(g) = Self::spec(c, 1, shape).validate() {
+                    shape = Hwc { h: g.out_h, w: g.out_w, c: c.cout };
+                    largest = largest.max(shape.len());
+                }
+            }
+        }
+        largest
+    }
+
+    /// The most images one pass can hold on `gpu`: MobileNetV2 linearized from its second
+    /// block has 112×112×96 activations, and 27 images of them fill WebGPU's 128 MiB binding.
+    pub fn max_batch(&self, gpu: &Gpu) -> usize {
+        gpu.max_batch(self.largest_activation())
+    }
+
+    /// `batch` lowered to what one pass can hold. Every loop over images in passes goes
+    /// through this, so a batch setting never decides whether a depth fits the adapter.
+    pub fn fit_batch(&self, gpu: &Gpu, batch: usize) -> usize {
+        batch.clamp(1, self.max_batch(gpu))
     }
 
     fn spec(c: &ConvDef, batch: usize, hwc: Hwc) -> ConvSpec {

@@ -190,7 +190,7 @@ impl<'a> Problem<'a> {
         }
         let mut batches = Vec::new();
         let mut resident = 0u64;
-        for (start, b) in crate::batches(n, batch) {
+        for (start, b) in crate::batches(n, net.fit_batch(gpu, batch)) {
             let host = &z[start * per..(start + b) * per];
             let zt = gpu.upload(host)?;
             let f0 = gpu.run(|rec| net.forward(rec, theta0, &zt, b))?;

@@ -296,7 +296,7 @@ pub async fn pooled_features(gpu: &Gpu, split: &Split, z: &[f32], n: usize, batc
     let theta = theta0(gpu, split, &vec![0.0; split.net.features * split.net.classes], &vec![0.0; split.net.classes])?;
     let per = split.net.input.len();
     let mut out = Vec::new();
-    for (start, b) in crate::batches(n, batch) {
+    for (start, b) in crate::batches(n, split.net.fit_batch(gpu, batch)) {
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
         let pooled = gpu.run(|rec| split.net.pooled(rec, &theta, &zt, b))?;
         out.extend(gpu.read(&pooled).await?);
@@ -648,7 +648,7 @@ pub async fn predict(gpu: &Gpu, m: &Trained, z: &[f32], n: usize, batch: usize) 
         _ => None,
     };
     let mut out = Vec::new();
-    for (start, b) in crate::batches(n, batch) {
+    for (start, b) in crate::batches(n, m.split.net.fit_batch(gpu, batch)) {
         let zt = gpu.upload(&z[start * per..(start + b) * per])?;
         let f = gpu.run(|rec| match &theta {
             Some(theta) => m.split.net.forward(rec, theta, &zt, b),

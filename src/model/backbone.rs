@@ -140,8 +140,7 @@ impl Backbone {
                 largest = largest.max(hw * hw * c.cout);
             }
         }
-        let limit = gpu.limits.max_storage_buffer_binding_size as usize / 4;
-        (limit / largest).clamp(1, 64)
+        gpu.max_batch(largest).min(64)
     }
 
     /// ImageNet logits for `n` preprocessed images (NHWC, 224×224×3 each), in chunks that fit.
