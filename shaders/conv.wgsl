@@ -10,7 +10,7 @@ struct Params {
     cout: u32, kh: u32, kw: u32, stride: u32,
     groups: u32, out_h: u32, out_w: u32, pad_top: u32,
     pad_left: u32, has_bias: u32, accumulate: u32, act: u32,
-    alpha: f32, beta: f32, act_alpha: f32, _p2: u32,
+    alpha: f32, beta: f32, act_alpha: f32, first: u32,
 }
 
 // Fused epilogue of the forward kernels: leaky-ReLU6 (common.wgsl) with slope act_alpha, when act != 0.
@@ -132,7 +132,8 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 @group(0) @binding(2) var<storage, read_write> wdw: array<f32>;
 @group(0) @binding(3) var<uniform> wp: Params;
 
-// One invocation per weight: dw = alpha * Σ_(n,oy,ox) dy·x + beta * dw.
+// One invocation per weight: dw = alpha * Σ_(n,oy,ox) dy·x + beta * dw, over images first..batch
+// (the launcher splits long sums, see LOOP_BUDGET).
 @compute @workgroup_size(64, 1, 1)
 fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = wp;
@@ -145,7 +146,7 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let ky = id / (p.cout * cin_g * p.kw);
     let ci = (co / (p.cout / p.groups)) * cin_g + ci_l;
     var acc = 0.0;
-    for (var n = 0u; n < p.batch; n++) {
+    for (var n = p.first; n < p.batch; n++) {
         for (var oy = 0u; oy < p.out_h; oy++) {
             let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
             if (iy < 0 || iy >= i32(p.in_h)) { continue; }

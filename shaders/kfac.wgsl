@@ -5,6 +5,7 @@
 //   G_c = (1/N) Σ_images Σ_classes Σ_positions g²     (col_sumsq)
 // or, summing over positions before the outer product (mode 1: reduce, see src/lqf/kfac.rs),
 //   A_c = (1/N) Σ_images m mᵀ with m the mean patch of the image, G_c from the pooled gradient.
+// Both sums run over images (rows) first..batch: launchers split them (LOOP_BUDGET).
 // and the preconditioner multiplies channel c's [taps; bias] gradient by A_c⁻¹ / G_c
 // (depthwise_precondition, with the damped inverses computed on the host).
 
@@ -12,7 +13,7 @@ struct Conv {
     batch: u32, in_h: u32, in_w: u32, channels: u32,
     kh: u32, kw: u32, stride: u32, out_h: u32,
     out_w: u32, pad_top: u32, pad_left: u32, mode: u32,
-    alpha: f32, beta: f32, _p1: u32, _p2: u32,
+    alpha: f32, beta: f32, first: u32, _p2: u32,
 }
 
 const WG: u32 = 64u;
@@ -48,7 +49,7 @@ fn depthwise_patch_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     // The mode is uniform, so the branches cost nothing per invocation.
     let reduce = pp.mode == 1u;
     var s = 0.0;
-    for (var n = 0u; n < pp.batch; n++) {
+    for (var n = pp.first; n < pp.batch; n++) {
         var s1 = 0.0;
         var s2 = 0.0;
         for (var oy = 0u; oy < pp.out_h; oy++) {
@@ -80,7 +81,7 @@ fn col_sumsq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let c = linear_id(gid, nwg);
     if (c >= sp.channels) { return; }
     var s = 0.0;
-    for (var r = 0u; r < sp.batch; r++) {
+    for (var r = sp.first; r < sp.batch; r++) {
         let v = sx[r * sp.channels + c];
         s = fma(v, v, s);
     }

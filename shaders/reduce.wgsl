@@ -3,7 +3,7 @@
 // residual. Layouts are NHWC / row-major.
 
 struct Params {
-    rows: u32, cols: u32, inner: u32, _p0: u32,
+    rows: u32, cols: u32, inner: u32, first: u32,
     alpha: f32, beta: f32, _p1: u32, _p2: u32,
 }
 
@@ -41,13 +41,14 @@ fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     out[i] = x[n * p.cols + c] / f32(p.inner);
 }
 
-// [rows, cols] -> [cols]: out = alpha·Σ_rows x + beta·out (bias gradients, accumulated).
+// [rows, cols] -> [cols]: out = alpha·Σ_rows x + beta·out (bias gradients, accumulated), over
+// rows first..rows (the launcher splits long sums, see LOOP_BUDGET).
 @compute @workgroup_size(64, 1, 1)
 fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_id(gid, nwg);
     if (c >= p.cols) { return; }
     var s = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
+    for (var r = p.first; r < p.rows; r++) {
         s += x[r * p.cols + c];
     }
     var v = p.alpha * s;

@@ -341,3 +341,53 @@ fn dot_products_match_the_f64_sum() {
     let want3: f64 = xs[3].iter().zip(&ys[3]).map(|(a, b)| *a as f64 * *b as f64).sum();
     assert!((one - want3).abs() <= F32_REL * scale, "single pair {one} vs {want3}");
 }
+
+/// Reductions longer than a loop may run on lavapipe. llvmpipe ends every loop nest after 65535
+/// iterations without a word, so a bias gradient over 6 images of 112×112 pixels (75 264 rows)
+/// summed only the first 65 535 (RESULTS.md, depth 16). Each reduction here runs well past
+/// that in one launch — GEMM's K, column sums, the depthwise weight gradient and its K-FAC
+/// patch statistics (loops over images × rows × columns) — and must equal the f64 reference
+/// to F32_REL of the sum of absolute terms; with one slice (`LOOP_BUDGET` = ∞) they did not.
+#[test]
+fn reductions_past_the_cpu_drivers_loop_limit() {
+    use lqf::gpu::kernels::{conv as kconv, kfac as kk};
+    use lqf::ops::{ConvSpec, Padding};
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    // GEMM: both kernels (odd sizes take the scalar one), alpha and beta, K of 70 001 and 270 000.
+    for gm in [Gemm::new(3, 5, 70_001).trans(true, false).scale(0.5, 0.75), Gemm::new(4, 8, 270_000).trans(true, false).scale(1.0, 1.0), Gemm::new(4, 8, 70_000).scale(1.0, 0.0)] {
+        block(checks::check_gemm(g, &gm, &mut rng)).unwrap();
+    }
+    // Column sums (bias gradients) and sums of squares (K-FAC's G for depthwise layers).
+    let (rows, cols) = (70_001, 6);
+    let x = rng.vec_f32(rows * cols);
+    let (tx, sum, sumsq) = (g.upload(&x).unwrap(), g.upload(&[1.0; 6]).unwrap(), g.upload(&[1.0; 6]).unwrap());
+    g.run(|rec| {
+        reduce::col_sum(rec, &tx, rows, cols, &sum, 0.5, 2.0)?;
+        kk::col_sumsq(rec, &tx, rows, cols, &sumsq, 0.5, 2.0)
+    })
+    .unwrap();
+    let x64 = f64s(&x);
+    let want_sum: Vec<f64> = cpu::conv::col_sum(&x64, cols).iter().map(|v| 0.5 * v + 2.0).collect();
+    let want_sq: Vec<f64> = cpu::kfac::col_sumsq(&x64, cols).iter().map(|v| 0.5 * v + 2.0).collect();
+    let abs_sum: Vec<f64> = cpu::conv::col_sum(&x64.iter().map(|v| v.abs()).collect::<Vec<_>>(), cols).iter().map(|v| 0.5 * v + 2.0).collect();
+    compare("col_sum, 70 001 rows", &block(g.read(&sum)).unwrap(), &want_sum, &abs_sum, F32_REL).unwrap();
+    compare("col_sumsq, 70 001 rows", &block(g.read(&sumsq)).unwrap(), &want_sq, &want_sq, F32_REL).unwrap();
+    // A depthwise 3×3 layer over 6 images of 112×112: 75 264 output positions per weight.
+    let s = ConvSpec { batch: 6, in_h: 112, in_w: 112, cin: 8, cout: 8, kh: 3, kw: 3, stride: 1, groups: 8, padding: Padding::Symmetric(1, 1) };
+    let (x, dy) = (rng.vec_f32(s.input_len()), rng.vec_f32(s.output_len().unwrap()));
+    let (tx, tdy, dw) = (g.upload(&x).unwrap(), g.upload(&dy).unwrap(), g.zeros(s.weight_len()).unwrap());
+    g.run(|rec| kconv::conv2d_backward_weight(rec, &s, &tx, &tdy, &dw, None, 1.0, 0.0)).unwrap();
+    let (x64, dy64) = (f64s(&x), f64s(&dy));
+    let abs = |v: &[f64]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let scale = cpu::conv::conv2d_backward_weight(&s, &abs(&x64), &abs(&dy64));
+    compare("conv2d_backward_weight, 75 264 positions", &block(g.read(&dw)).unwrap(), &cpu::conv::conv2d_backward_weight(&s, &x64, &dy64), &scale, F32_REL).unwrap();
+    for positions in [kk::Positions::Expand, kk::Positions::Reduce] {
+        let d = s.kh * s.kw + 1;
+        let acc = g.zeros(s.cout * d * d).unwrap();
+        g.run(|rec| kk::depthwise_patch_stats(rec, &s, &tx, &acc, 1.0, 0.0, positions)).unwrap();
+        let want = cpu::kfac::depthwise_patch_stats(&s, &x64, positions);
+        let scale = cpu::kfac::depthwise_patch_stats(&s, &abs(&x64), positions);
+        compare(&format!("depthwise_patch_stats {positions:?}, 75 264 positions"), &block(g.read(&acc)).unwrap(), &want, &scale, F32_REL).unwrap();
+    }
+}

@@ -1,5 +1,5 @@
 //! Launcher for `shaders/gemm.wgsl`.
-use super::words;
+use super::{words, LOOP_BUDGET};
 use crate::error::{shape_err, Result};
 use crate::gpu::{pipeline, Recorder, Tensor};
 use crate::ops::LeakyRelu6;
@@ -118,6 +118,22 @@ pub fn gemm_fused(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &
         super::check_len("gemm bias", bias, g.n)?;
     }
     if g.m == 0 || g.n == 0 || g.batch == 0 {
+        return Ok(());
+    }
+    // The K loop runs once per k (scalar kernel) or per 4 (vec4): long products (weight
+    // gradients sum over every pixel of a batch) go in slices that accumulate into C, the
+    // epilogue applied by the last (see LOOP_BUDGET).
+    if g.k > LOOP_BUDGET {
+        for (k0, len) in crate::batches(g.k, LOOP_BUDGET) {
+            let slice = Gemm {
+                k: len,
+                off_a: g.off_a + if g.trans_a { k0 * g.lda } else { k0 },
+                off_b: g.off_b + if g.trans_b { k0 } else { k0 * g.ldb },
+                beta: if k0 == 0 { g.beta } else { 1.0 },
+                ..*g
+            };
+            gemm_fused(rec, &slice, a, b, c, if k0 + len == g.k { epi } else { Epilogue::default() })?;
+        }
         return Ok(());
     }
     let u = |x: usize| x as u32;

@@ -1,5 +1,5 @@
 //! Launchers for `shaders/kfac.wgsl`: per-channel K-FAC blocks of depthwise convolutions.
-use super::{check_len, words};
+use super::{check_len, loop_slices, words};
 use crate::error::{shape_err, Result};
 use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
 use crate::ops::ConvSpec;
@@ -20,6 +20,11 @@ pub enum Positions {
 }
 
 fn params(s: &ConvSpec, rows: usize, alpha: f32, beta: f32, positions: Positions) -> Result<Vec<u8>> {
+    params_from(s, 0, rows, alpha, beta, positions)
+}
+
+/// Images (or rows) `first..rows`.
+fn params_from(s: &ConvSpec, first: usize, rows: usize, alpha: f32, beta: f32, positions: Positions) -> Result<Vec<u8>> {
     let g = s.validate()?;
     let u = |x: usize| x as u32;
     let mode = match positions {
@@ -27,7 +32,7 @@ fn params(s: &ConvSpec, rows: usize, alpha: f32, beta: f32, positions: Positions
         Positions::Reduce => 1,
     };
     let mut p = words(&[u(rows), u(s.in_h), u(s.in_w), u(s.cout), u(s.kh), u(s.kw), u(s.stride), u(g.out_h), u(g.out_w), u(g.pad_top), u(g.pad_left), mode]);
-    p.extend(words(&[alpha.to_bits(), beta.to_bits()]));
+    p.extend(words(&[alpha.to_bits(), beta.to_bits(), first as u32]));
     Ok(p)
 }
 
@@ -45,8 +50,12 @@ pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, a
     let d = depthwise(s)?;
     check_len("depthwise_patch_stats x", x, s.input_len())?;
     check_len("depthwise_patch_stats acc", acc, s.cout * d * d)?;
-    let p = params(s, s.batch, alpha, beta, positions)?;
-    rec.dispatch(pipeline::KFAC, "depthwise_patch_stats", &[], &[x, acc], &p, groups_1d(s.cout * d * d, 64));
+    // An image costs a loop iteration per output position and per output row.
+    let g = s.validate()?;
+    for (first, n) in loop_slices(s.batch, g.out_h * (g.out_w + 1) + 1) {
+        let p = params_from(s, first, first + n, alpha, if first == 0 { beta } else { 1.0 }, positions)?;
+        rec.dispatch(pipeline::KFAC, "depthwise_patch_stats", &[], &[x, acc], &p, groups_1d(s.cout * d * d, 64));
+    }
     Ok(())
 }
 
@@ -54,9 +63,11 @@ pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, a
 pub fn col_sumsq(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor, alpha: f32, beta: f32) -> Result<()> {
     check_len("col_sumsq x", x, rows * cols)?;
     check_len("col_sumsq out", out, cols)?;
-    let mut p = words(&[rows as u32, 0, 0, cols as u32, 0, 0, 0, 0, 0, 0, 0, 0]);
-    p.extend(words(&[alpha.to_bits(), beta.to_bits()]));
-    rec.dispatch(pipeline::KFAC, "col_sumsq", &[], &[x, out], &p, groups_1d(cols, 64));
+    for (first, n) in loop_slices(rows, 1) {
+        let mut p = words(&[(first + n) as u32, 0, 0, cols as u32, 0, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend(words(&[alpha.to_bits(), (if first == 0 { beta } else { 1.0 }).to_bits(), first as u32]));
+        rec.dispatch(pipeline::KFAC, "col_sumsq", &[], &[x, out], &p, groups_1d(cols, 64));
+    }
     Ok(())
 }
 

@@ -1,10 +1,15 @@
 //! Launchers for `shaders/reduce.wgsl`.
-use super::{check_len, words};
+use super::{check_len, loop_slices, words};
 use crate::error::Result;
 use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
 
 fn params(rows: usize, cols: usize, inner: usize, alpha: f32, beta: f32) -> Vec<u8> {
-    words(&[rows as u32, cols as u32, inner as u32, 0, alpha.to_bits(), beta.to_bits()])
+    params_from(0, rows, cols, inner, alpha, beta)
+}
+
+/// Rows `first..rows` (the kernels that loop over rows start at `first`).
+fn params_from(first: usize, rows: usize, cols: usize, inner: usize, alpha: f32, beta: f32) -> Vec<u8> {
+    words(&[rows as u32, cols as u32, inner as u32, first as u32, alpha.to_bits(), beta.to_bits()])
 }
 
 /// `[n, hw, c]` → `[n, c]`, the mean over pixels.
@@ -29,8 +34,10 @@ pub fn global_avg_pool_backward(rec: &mut Recorder<'_>, g: &Tensor, n: usize, hw
 pub fn col_sum(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor, alpha: f32, beta: f32) -> Result<()> {
     check_len("col_sum x", x, rows * cols)?;
     check_len("col_sum out", out, cols)?;
-    let p = params(rows, cols, 0, alpha, beta);
-    rec.dispatch(pipeline::REDUCE, "col_sum", &[], &[x, out], &p, groups_1d(cols, 64));
+    for (first, n) in loop_slices(rows, 1) {
+        let p = params_from(first, first + n, cols, 0, alpha, if first == 0 { beta } else { 1.0 });
+        rec.dispatch(pipeline::REDUCE, "col_sum", &[], &[x, out], &p, groups_1d(cols, 64));
+    }
     Ok(())
 }
 
