@@ -31,7 +31,39 @@ def load(folder):
             d = json.load(f)
         key = (os.path.basename(d["data"].rstrip("/")), d["backbone"], d["depth"], d["test_images"])
         groups[key].append(d)
+    for files in groups.values():
+        merge_seeds(files)
     return groups
+
+
+def merge_seeds(files):
+    """A configuration run one seed at a time (SEEDS=0, then SEEDS=1, ...) leaves one file per
+    seed: their summaries of the same method and shots are replaced by one over all their runs
+    (sample standard deviation, as `lqf fewshot` computes it; a diverged run's accuracy is
+    already chance)."""
+    count = defaultdict(int)
+    for d in files:
+        for s in d["summary"]:
+            count[(s["method"], s["shots"])] += 1
+    repeated = {k for k, n in count.items() if n > 1}
+    if not repeated:
+        return
+    for k in repeated:
+        runs = [r for d in files for r in d["runs"] if (r["method"], r["shots"]) == k]
+        acc = [r["accuracy"] for r in runs]
+        mean = sum(acc) / len(acc)
+        std = math.sqrt(sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) if len(acc) > 1 else 0.0
+        merged = {"method": k[0], "shots": k[1], "mean": mean, "std": std, "seconds": sum(r["seconds"] for r in runs) / len(runs), "diverged": sum(bool(r.get("diverged")) for r in runs)}
+        first = True
+        for d in files:
+            kept = []
+            for s in d["summary"]:
+                if (s["method"], s["shots"]) != k:
+                    kept.append(s)
+                elif first:
+                    kept.append(merged)
+                    first = False
+            d["summary"] = kept
 
 
 def cell(mean, std, diverged=0):
