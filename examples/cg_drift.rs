@@ -19,13 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let labels: Vec<u32> = pick.iter().map(|&i| f.labels[i]).collect();
     let prob = pollster::block_on(Problem::new(&gpu, &split.net, &theta0, &z, &labels, 32, 5.0, lambda))?;
     let k = pollster::block_on(Kfac::new(&gpu, &prob, lambda))?;
-    let (_, b0) = pollster::block_on(prob.gradient_norms(&gpu, &ParamSet::zeros(&gpu, &split.net.param_lens())?))?;
-    let (_, loss0) = pollster::block_on(prob.rhs(&gpu))?;
+    // b = −∇L(0), so ‖b‖ is what both relative residuals divide by.
+    let (b, loss0) = pollster::block_on(prob.rhs(&gpu))?;
+    let b0 = pollster::block_on(ParamSet::dot(&gpu, &b, &b))?.sqrt();
     let at_zero = pollster::block_on(prob.loss(&gpu, &ParamSet::zeros(&gpu, &split.net.param_lens())?))?;
     println!("depth {depth}, {} images, λ {lambda:e}; ‖∇L(0)‖ = {b0:.4e}; L(0) from the cached f0 {loss0:.6e}, from the JVP pass {at_zero:.6e}", prob.len());
     println!("{:>4} {:>14} {:>14} {:>12} {:>12}", "it", "CG's loss", "true loss", "CG's ‖r‖/‖b‖", "true");
     let mut iterates = Vec::new();
-    pollster::block_on(prob.solve_linear_traced(&gpu, &pollster::block_on(prob.rhs(&gpu))?.0, Some(&k), 0.0, iterations, |s, x| iterates.push((s, x.clone()))))?;
+    pollster::block_on(prob.solve_linear_traced(&gpu, &b, Some(&k), 0.0, iterations, |s, x| iterates.push((s, x.clone()))))?;
     for (s, x) in &iterates {
         let (g, _) = pollster::block_on(prob.gradient_norms(&gpu, x))?;
         let true_loss = pollster::block_on(prob.loss(&gpu, x))?;

@@ -45,25 +45,25 @@ def merge_seeds(files):
     for d in files:
         for s in d["summary"]:
             count[(s["method"], s["shots"])] += 1
-    repeated = {k for k, n in count.items() if n > 1}
-    if not repeated:
-        return
-    for k in repeated:
+    merged = {}
+    for k in (k for k, n in count.items() if n > 1):
         runs = [r for d in files for r in d["runs"] if (r["method"], r["shots"]) == k]
         acc = [r["accuracy"] for r in runs]
         mean = sum(acc) / len(acc)
         std = math.sqrt(sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) if len(acc) > 1 else 0.0
-        merged = {"method": k[0], "shots": k[1], "mean": mean, "std": std, "seconds": sum(r["seconds"] for r in runs) / len(runs), "diverged": sum(bool(r.get("diverged")) for r in runs)}
-        first = True
-        for d in files:
-            kept = []
-            for s in d["summary"]:
-                if (s["method"], s["shots"]) != k:
-                    kept.append(s)
-                elif first:
-                    kept.append(merged)
-                    first = False
-            d["summary"] = kept
+        merged[k] = {"method": k[0], "shots": k[1], "mean": mean, "std": std, "seconds": sum(r["seconds"] for r in runs) / len(runs), "diverged": sum(bool(r.get("diverged")) for r in runs)}
+    placed = set()
+    for d in files:
+        kept = []
+        for s in d["summary"]:
+            k = (s["method"], s["shots"])
+            if k in merged:
+                if k in placed:
+                    continue
+                placed.add(k)
+                s = merged[k]
+            kept.append(s)
+        d["summary"] = kept
 
 
 def cell(mean, std, diverged=0):

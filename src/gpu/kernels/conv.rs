@@ -1,12 +1,17 @@
 //! Launchers for `shaders/conv.wgsl`. Pointwise (1×1, stride 1, ungrouped) convolutions are
 //! dispatched to the GEMM kernel instead: over NHWC they are exactly `[pixels, cin]·[cin, cout]`.
 use super::gemm::{gemm, gemm_fused, Epilogue, Gemm};
-use super::{check_len, loop_slices, reduce, words};
+use super::{check_len, image_iterations, loop_slices, reduce, words};
 use crate::error::Result;
 use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
 use crate::ops::{ConvSpec, LeakyRelu6};
 
 fn params(s: &ConvSpec, has_bias: bool, accumulate: bool, act: Option<LeakyRelu6>, alpha: f32, beta: f32) -> Result<Vec<u8>> {
+    params_from(s, 0, has_bias, accumulate, act, alpha, beta)
+}
+
+/// `params` for images `first..s.batch` (the kernels that loop over images start at `first`).
+fn params_from(s: &ConvSpec, first: usize, has_bias: bool, accumulate: bool, act: Option<LeakyRelu6>, alpha: f32, beta: f32) -> Result<Vec<u8>> {
     let g = s.validate()?;
     let u = |x: usize| x as u32;
     let mut p = words(&[
@@ -15,14 +20,7 @@ fn params(s: &ConvSpec, has_bias: bool, accumulate: bool, act: Option<LeakyRelu6
         u(s.groups), u(g.out_h), u(g.out_w), u(g.pad_top),
         u(g.pad_left), has_bias as u32, accumulate as u32, act.is_some() as u32,
     ]);
-    p.extend(words(&[alpha.to_bits(), beta.to_bits(), act.map(|a| a.alpha).unwrap_or(0.0).to_bits()]));
-    Ok(p)
-}
-
-/// `params` for images `first..s.batch` of a kernel that loops over images.
-fn params_from(s: &ConvSpec, first: usize, alpha: f32, beta: f32) -> Result<Vec<u8>> {
-    let mut p = params(s, false, false, None, alpha, beta)?;
-    p[19 * 4..20 * 4].copy_from_slice(&(first as u32).to_le_bytes());
+    p.extend(words(&[alpha.to_bits(), beta.to_bits(), act.map(|a| a.alpha).unwrap_or(0.0).to_bits(), first as u32]));
     Ok(p)
 }
 
@@ -139,11 +137,9 @@ pub fn conv2d_backward_weight(
         let g = Gemm::new(s.cin, s.cout, pixels_out(s)?).trans(true, false).scale(alpha, beta);
         return gemm(rec, &g, x, dy, dw);
     }
-    // An image costs a loop iteration per output position and per output row.
-    let g = s.validate()?;
-    for (first, n) in loop_slices(s.batch, g.out_h * (g.out_w + 1) + 1) {
+    for (first, n, beta) in loop_slices(s.batch, image_iterations(&s.validate()?), beta) {
         let slice = ConvSpec { batch: first + n, ..*s };
-        let p = params_from(&slice, first, alpha, if first == 0 { beta } else { 1.0 })?;
+        let p = params_from(&slice, first, false, false, None, alpha, beta)?;
         rec.dispatch(pipeline::CONV, "conv_backward_weight", &[], &[x, dy, dw], &p, groups_1d(s.weight_len(), 64));
     }
     Ok(())

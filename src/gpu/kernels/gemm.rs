@@ -1,5 +1,5 @@
 //! Launcher for `shaders/gemm.wgsl`.
-use super::{words, LOOP_BUDGET};
+use super::{loop_slices, words, LOOP_BUDGET};
 use crate::error::{shape_err, Result};
 use crate::gpu::{pipeline, Recorder, Tensor};
 use crate::ops::LeakyRelu6;
@@ -124,12 +124,12 @@ pub fn gemm_fused(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &
     // gradients sum over every pixel of a batch) go in slices that accumulate into C, the
     // epilogue applied by the last (see LOOP_BUDGET).
     if g.k > LOOP_BUDGET {
-        for (k0, len) in crate::batches(g.k, LOOP_BUDGET) {
+        for (k0, len, beta) in loop_slices(g.k, 1, g.beta) {
             let slice = Gemm {
                 k: len,
                 off_a: g.off_a + if g.trans_a { k0 * g.lda } else { k0 },
                 off_b: g.off_b + if g.trans_b { k0 } else { k0 * g.ldb },
-                beta: if k0 == 0 { g.beta } else { 1.0 },
+                beta,
                 ..*g
             };
             gemm_fused(rec, &slice, a, b, c, if k0 + len == g.k { epi } else { Epilogue::default() })?;

@@ -1,5 +1,5 @@
 //! Launchers for `shaders/kfac.wgsl`: per-channel K-FAC blocks of depthwise convolutions.
-use super::{check_len, loop_slices, words};
+use super::{check_len, image_iterations, loop_slices, words};
 use crate::error::{shape_err, Result};
 use crate::gpu::{groups_1d, pipeline, Recorder, Tensor};
 use crate::ops::ConvSpec;
@@ -50,10 +50,8 @@ pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, a
     let d = depthwise(s)?;
     check_len("depthwise_patch_stats x", x, s.input_len())?;
     check_len("depthwise_patch_stats acc", acc, s.cout * d * d)?;
-    // An image costs a loop iteration per output position and per output row.
-    let g = s.validate()?;
-    for (first, n) in loop_slices(s.batch, g.out_h * (g.out_w + 1) + 1) {
-        let p = params_from(s, first, first + n, alpha, if first == 0 { beta } else { 1.0 }, positions)?;
+    for (first, n, beta) in loop_slices(s.batch, image_iterations(&s.validate()?), beta) {
+        let p = params_from(s, first, first + n, alpha, beta, positions)?;
         rec.dispatch(pipeline::KFAC, "depthwise_patch_stats", &[], &[x, acc], &p, groups_1d(s.cout * d * d, 64));
     }
     Ok(())
@@ -63,9 +61,9 @@ pub fn depthwise_patch_stats(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, a
 pub fn col_sumsq(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor, alpha: f32, beta: f32) -> Result<()> {
     check_len("col_sumsq x", x, rows * cols)?;
     check_len("col_sumsq out", out, cols)?;
-    for (first, n) in loop_slices(rows, 1) {
+    for (first, n, beta) in loop_slices(rows, 1, beta) {
         let mut p = words(&[(first + n) as u32, 0, 0, cols as u32, 0, 0, 0, 0, 0, 0, 0, 0]);
-        p.extend(words(&[alpha.to_bits(), (if first == 0 { beta } else { 1.0 }).to_bits(), first as u32]));
+        p.extend(words(&[alpha.to_bits(), beta.to_bits(), first as u32]));
         rec.dispatch(pipeline::KFAC, "col_sumsq", &[], &[x, out], &p, groups_1d(cols, 64));
     }
     Ok(())

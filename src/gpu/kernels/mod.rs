@@ -17,10 +17,16 @@ use crate::gpu::Tensor;
 /// accumulate (beta = 1); shorter partial sums are also more accurate in f32.
 pub const LOOP_BUDGET: usize = 16384;
 
-/// `(first, count)` slices of `total` items, each of at most `LOOP_BUDGET / cost` items (at
-/// least one) when an item costs `cost` loop iterations.
-pub(crate) fn loop_slices(total: usize, cost: usize) -> impl Iterator<Item = (usize, usize)> {
-    crate::batches(total, (LOOP_BUDGET / cost.max(1)).max(1))
+/// `(first, count, beta)` slices of `total` items, each of at most `LOOP_BUDGET / cost` items
+/// (at least one) when an item costs `cost` loop iterations: the first slice applies the
+/// caller's `beta` to what the output held, the others accumulate onto it (beta = 1).
+pub(crate) fn loop_slices(total: usize, cost: usize, beta: f32) -> impl Iterator<Item = (usize, usize, f32)> {
+    crate::batches(total, (LOOP_BUDGET / cost.max(1)).max(1)).map(move |(first, n)| (first, n, if first == 0 { beta } else { 1.0 }))
+}
+
+/// Loop iterations one image costs a kernel that loops over its output rows and positions.
+pub(crate) fn image_iterations(g: &crate::ops::ConvGeom) -> usize {
+    g.out_h * (g.out_w + 1) + 1
 }
 
 /// Uniform blocks are padded to 16 bytes; launchers build them as u32 words.

@@ -34,8 +34,8 @@ pub fn global_avg_pool_backward(rec: &mut Recorder<'_>, g: &Tensor, n: usize, hw
 pub fn col_sum(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, out: &Tensor, alpha: f32, beta: f32) -> Result<()> {
     check_len("col_sum x", x, rows * cols)?;
     check_len("col_sum out", out, cols)?;
-    for (first, n) in loop_slices(rows, 1) {
-        let p = params_from(first, first + n, cols, 0, alpha, if first == 0 { beta } else { 1.0 });
+    for (first, n, beta) in loop_slices(rows, 1, beta) {
+        let p = params_from(first, first + n, cols, 0, alpha, beta);
         rec.dispatch(pipeline::REDUCE, "col_sum", &[], &[x, out], &p, groups_1d(cols, 64));
     }
     Ok(())
