@@ -373,6 +373,15 @@ fn reductions_past_the_cpu_drivers_loop_limit() {
     let abs_sum: Vec<f64> = cpu::conv::col_sum(&x64.iter().map(|v| v.abs()).collect::<Vec<_>>(), cols).iter().map(|v| 0.5 * v + 2.0).collect();
     compare("col_sum, 70 001 rows", &block(g.read(&sum)).unwrap(), &want_sum, &abs_sum, F32_REL).unwrap();
     compare("col_sumsq, 70 001 rows", &block(g.read(&sumsq)).unwrap(), &want_sq, &want_sq, F32_REL).unwrap();
+    // No rows at all still scales what the output held by beta, as one launch always did.
+    g.run(|rec| {
+        reduce::col_sum(rec, &tx, 0, cols, &sum, 0.5, 2.0)?;
+        kk::col_sumsq(rec, &tx, 0, cols, &sumsq, 0.5, 2.0)
+    })
+    .unwrap();
+    let doubled = |v: &[f64]| v.iter().map(|x| 2.0 * x).collect::<Vec<_>>();
+    compare("col_sum, no rows", &block(g.read(&sum)).unwrap(), &doubled(&want_sum), &doubled(&abs_sum), F32_REL).unwrap();
+    compare("col_sumsq, no rows", &block(g.read(&sumsq)).unwrap(), &doubled(&want_sq), &doubled(&want_sq), F32_REL).unwrap();
     // A depthwise 3×3 layer over 6 images of 112×112: 75 264 output positions per weight.
     let s = ConvSpec { batch: 6, in_h: 112, in_w: 112, cin: 8, cout: 8, kh: 3, kw: 3, stride: 1, groups: 8, padding: Padding::Symmetric(1, 1) };
     let (x, dy) = (rng.vec_f32(s.input_len()), rng.vec_f32(s.output_len().unwrap()));

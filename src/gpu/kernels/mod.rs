@@ -19,9 +19,11 @@ pub const LOOP_BUDGET: usize = 16384;
 
 /// `(first, count, beta)` slices of `total` items, each of at most `LOOP_BUDGET / cost` items
 /// (at least one) when an item costs `cost` loop iterations: the first slice applies the
-/// caller's `beta` to what the output held, the others accumulate onto it (beta = 1).
+/// caller's `beta` to what the output held, the others accumulate onto it (beta = 1). No items
+/// is one empty slice, so the output is still scaled by beta, as one unsplit launch did.
 pub(crate) fn loop_slices(total: usize, cost: usize, beta: f32) -> impl Iterator<Item = (usize, usize, f32)> {
-    crate::batches(total, (LOOP_BUDGET / cost.max(1)).max(1)).map(move |(first, n)| (first, n, if first == 0 { beta } else { 1.0 }))
+    let empty = (total == 0).then_some((0, 0, beta));
+    crate::batches(total, (LOOP_BUDGET / cost.max(1)).max(1)).map(move |(first, n)| (first, n, if first == 0 { beta } else { 1.0 })).chain(empty)
 }
 
 /// Loop iterations one image costs a kernel that loops over its output rows and positions.
