@@ -7,7 +7,7 @@
 #   run(command="bash scripts/device_run.sh", carry=[".device"], timeout_s=540)
 #
 # .device/ holds: the lqf binary, the GPU test executables and the burn/CPU peer bench
-# (stripped, xz-packed), the Vulkan loader's .debs for the x86-64 machine, the Flowers-5 set
+# (stripped, xz-packed), the Vulkan loader's .deb for the x86-64 machine, the Flowers-5 set
 # for a few-shot run, and the path the test executables were compiled in (they read their data
 # from CARGO_MANIFEST_DIR; device_run.sh links that path to the checkout there).
 set -euo pipefail
@@ -24,7 +24,7 @@ rm -rf .device && mkdir -p .device/bin .device/gl .device/data
 cargo build --release --quiet
 cp target/release/lqf .device/bin/lqf
 # The test executables, named by suite: cargo prints each one's path as JSON.
-cargo test --release --no-run --message-format=json --quiet 2>/dev/null |
+cargo test --release --no-run --message-format=json --quiet |
   python3 -c '
 import json, shutil, sys
 want = set(sys.argv[1].split())
@@ -40,11 +40,11 @@ strip .device/bin/*
 tar -C .device -cJf .device/bin.tar.xz bin && rm -rf .device/bin
 pwd > .device/manifest_dir
 
-# The Vulkan loader and GL libraries for the x86-64 machine (device/README.md's recipe).
+# The Vulkan loader for the x86-64 machine (device/README.md's recipe; its GL libraries are not needed).
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/lqf-amd64'
 mkdir -p /tmp/lqf-amd64/partial
 apt-get $o update -qq
-(cd .device/gl && apt-get $o download -qq libvulkan1 2>/dev/null)
+(cd .device/gl && apt-get $o download -qq libvulkan1)
 [ -d "$DATA/flowers5" ] && cp -r --no-preserve=mode "$DATA/flowers5" .device/data/
 
 tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)

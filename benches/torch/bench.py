@@ -141,41 +141,37 @@ def leaky_relu6(alpha):
     return LeakyReLU6()
 
 
-def training_head(model, name, depth, classes, alpha):
+def training_head(dev, model, name, depth, classes, alpha):
     """The linearized part at `depth`: the last `depth` blocks, the head convolution, pooling and
     a new classifier; ReLU6 made leaky as in LQF. Returns (module, trunk feature shape)."""
     import copy
 
+    # [stem, blocks..., head convolution], as src/model/arch.rs lists them.
     if name == "mobilenet_v2":
         feats = list(model.features)
-    else:  # timm EfficientNet: blocks are stages of blocks; flatten them
-        feats = [b for stage in model.blocks for b in stage] + [nn.Sequential(model.conv_head, model.bn2)]
-    blocks = copy.deepcopy(nn.Sequential(*feats[len(feats) - 1 - depth:]))
+    else:  # timm EfficientNet: the blocks are stages of blocks
+        feats = [nn.Sequential(model.conv_stem, model.bn1)] + [b for stage in model.blocks for b in stage] + [nn.Sequential(model.conv_head, model.bn2)]
+    cut = len(feats) - 1 - depth
+    blocks = copy.deepcopy(nn.Sequential(*feats[cut:]))
     for parent in blocks.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, (nn.ReLU6, nn.ReLU, nn.Hardtanh)):
                 setattr(parent, child_name, leaky_relu6(alpha))
     with torch.no_grad():
-        trunk = nn.Sequential(*feats[: len(feats) - 1 - depth]) if name == "mobilenet_v2" else None
-        if trunk is not None:
-            shape = trunk.eval()(torch.zeros(1, 3, 224, 224, device=next(model.parameters()).device)).shape[1:]
-        else:
-            x = model.bn1(model.conv_stem(torch.zeros(1, 3, 224, 224, device=next(model.parameters()).device)))
-            for b in feats[: len(feats) - 1 - depth]:
-                x = b(x)
-            shape = x.shape[1:]
+        shape = nn.Sequential(*feats[:cut]).eval()(torch.zeros(1, 3, 224, 224, device=dev)).shape[1:]
     cout = [m for m in blocks.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
     head = nn.Sequential(blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cout, classes))
-    return head.to(next(model.parameters()).device).eval(), tuple(shape)
+    return head.to(dev).eval(), tuple(shape)
 
 
 def bench_training(dev, reps, name, model, depth=3, n=64, batch=32, classes=10, alpha=0.05):
     from torch.func import functional_call, jvp, vjp
 
-    head, shape = training_head(model, name, depth, classes, alpha)
+    head, shape = training_head(dev, model, name, depth, classes, alpha)
+    convs = [(mname, m) for mname, m in head.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     # The convolutions' and classifier's parameters (ours fold BatchNorm into them; here BatchNorm
     # stays a fixed affine map in eval mode).
-    layers = {k for k, m in head.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    layers = {mname for mname, _ in convs}
     params = {k: p.detach() for k, p in head.named_parameters() if k.rsplit(".", 1)[0] in layers}
     z = torch.rand(n, *shape, device=dev)
     zs = list(z.split(batch))
@@ -200,8 +196,6 @@ def bench_training(dev, reps, name, model, depth=3, n=64, batch=32, classes=10, 
             for k in hv:
                 hv[k] = hv[k] + gb[k]
         return hv
-
-    convs = [(mname, m) for mname, m in head.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
     def kfac_statistics():
         a_f = {k: 0 for k, _ in convs}
