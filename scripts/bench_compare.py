@@ -12,9 +12,12 @@ import sys
 
 
 def load(path):
-    with open(path) as f:
-        d = json.load(f)
-    return d["adapter"], {fig["name"]: fig for fig in d["figures"]}
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        return d["adapter"], {fig["name"]: fig for fig in d["figures"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{path}: not a bench --json output ({type(e).__name__}: {e})")
 
 
 def table(ours_path, peer_path):
