@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 
 pub fn bench(json: bool, reps: usize) -> Res {
     let gpu = open()?;
+    // Under --json the JSON is printed once at the end; each figure still goes to stderr as it
+    // is measured, so a bench stopped by a time limit leaves what it had.
     let report = |f: &lqf::bench::Figure| {
-        if !json {
+        if json {
+            eprintln!("{}", f.line());
+        } else {
             println!("{}", f.line());
         }
     };
