@@ -46,8 +46,15 @@ for set in $SETS; do
   for backbone in $BACKBONES; do
     for depth in $DEPTHS; do
       for config in $CONFIGS; do
+        # A CG configuration at a cap other than the default is its own file and method name,
+        # so it neither collides with nor is mistaken for the default's.
+        cap="" suffix=""
+        case $config in main|alpha0|auto|lambda*)
+          if [ "$ITERS" != 40 ]; then cap=", CG ≤ $ITERS" suffix="_iters$ITERS"; fi ;;
+        esac
         case $config in
-          main) args=(--methods probe,logistic,lqf --iterations "$ITERS") ;;
+          # At another CG cap the probes are unchanged: only LQF runs, named by its cap.
+          main) if [ -n "$cap" ]; then args=(--methods lqf --iterations "$ITERS" --tag "CG ≤ $ITERS"); else args=(--methods probe,logistic,lqf --iterations "$ITERS"); fi ;;
           finetune) args=(--methods finetune --lrs "$FT_LRS" --epochs "$EPOCHS") ;;
           finetune_small) args=(--methods finetune --lrs "$FT_SMALL_LRS" --epochs "$EPOCHS") ;;
           finetune_large) args=(--methods finetune --lrs "$FT_LARGE_LRS" --epochs "$EPOCHS") ;;
@@ -58,17 +65,17 @@ for set in $SETS; do
           # The paper's third ablation: the linearized model with cross-entropy instead of MSE
           # (not quadratic: K-FAC SGD with the softmax curvature).
           ce) args=(--methods lqf --loss cross-entropy --solver sgd --lrs "$CE_LRS" --epochs "$EPOCHS" --tag "cross-entropy") ;;
-          alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0") ;;
+          alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0$cap") ;;
           sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           # λ chosen on a held-out fold of the training photos (the largest λ of 1e-4…100 within
           # one standard error of the lowest held-out MSE) instead of fixed at 1e-3.
-          auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out") ;;
+          auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out$cap") ;;
           # A fixed λ other than 1e-3, named in the config: lambda0.01, lambda0.1, …
-          lambda*) args=(--methods lqf --weight-decay "${config#lambda}" --iterations "$ITERS" --tag "λ ${config#lambda}") ;;
+          lambda*) args=(--methods lqf --weight-decay "${config#lambda}" --iterations "$ITERS" --tag "λ ${config#lambda}$cap") ;;
           sgd_small) args=(--methods lqf --solver sgd --lrs "$SGD_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           *) echo "unknown config $config" >&2; exit 2 ;;
         esac
-        out="$OUT/$set-$backbone-d$depth-k${SHOTS//,/_}-s${SEEDS//,/_}-$config.json"
+        out="$OUT/$set-$backbone-d$depth-k${SHOTS//,/_}-s${SEEDS//,/_}-$config$suffix.json"
         [ -s "$out" ] && continue
         echo "== $set $backbone depth $depth $config" >&2
         "$LQF" fewshot --data "$DATA/$set" --backbone "$backbone" --depth "$depth" --shots "$SHOTS" --seeds "$SEEDS" --json "${args[@]}" > "$out.part"
