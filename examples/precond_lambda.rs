@@ -1,7 +1,7 @@
 //! Diagnostic: training's CG with and without K-FAC across λ, measured as the distance that
 //! matters, the energy gap L(Δ) − L* (half the squared H-norm of the error), not the gradient.
 //! On the 50 bundled EuroSAT photos (depth 1, the seeded random classifier of examples/common),
-//! for each λ: a reference optimum (plain CG from K-FAC CG's last iterate to REF_TOL), then the
+//! for each λ: a reference optimum (plain CG from the first K-FAC CG's last iterate to REF_TOL), then the
 //! iterations each solver needs from zero to a gap of 1e-2 … 1e-5 of L(0) − L*, and the
 //! relative gradient residual it shows there. SCALES (default 1) builds K-FAC with a damping of
 //! scale·λ instead of λ, one row each: a smaller damping shrinks the factored damping's cross

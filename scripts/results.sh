@@ -54,7 +54,7 @@ for set in $SETS; do
         esac
         case $config in
           # At another CG cap the probes are unchanged: only LQF runs, named by its cap.
-          main) if [ -n "$cap" ]; then args=(--methods lqf --iterations "$ITERS" --tag "CG ≤ $ITERS"); else args=(--methods probe,logistic,lqf --iterations "$ITERS"); fi ;;
+          main) if [ -n "$cap" ]; then args=(--methods lqf --iterations "$ITERS" --tag "${cap#, }"); else args=(--methods probe,logistic,lqf --iterations "$ITERS"); fi ;;
           finetune) args=(--methods finetune --lrs "$FT_LRS" --epochs "$EPOCHS") ;;
           finetune_small) args=(--methods finetune --lrs "$FT_SMALL_LRS" --epochs "$EPOCHS") ;;
           finetune_large) args=(--methods finetune --lrs "$FT_LARGE_LRS" --epochs "$EPOCHS") ;;
