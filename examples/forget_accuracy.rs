@@ -16,9 +16,9 @@
 //!   cargo run --release --example forget_accuracy MODEL DIR IMAGE_NAME [CAP] [REF_TOL] [plain|recycled=K]
 use lqf::data;
 use lqf::lqf::influence::{forget, Correction, ForgetTol};
-use lqf::lqf::recycle::KrylovBasis;
 use lqf::lqf::kfac::Kfac;
 use lqf::lqf::model_file::ModelFile;
+use lqf::lqf::recycle::KrylovBasis;
 use lqf::lqf::train::Trained;
 use lqf::lqf::{ParamSet, Problem};
 use lqf::model::Backbone;
@@ -58,7 +58,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (full, basis) = match recycled {
         Some(keep) => {
             let (full, steps, basis) = pollster::block_on(prob.solve_cg_keeping(&gpu, None, None, ref_tol, 600, keep, |_| {}))?;
-            println!("the full problem, plain CG from zero: {} iterations to {:.2e}, {} directions kept", steps.len(), steps.last().map_or(0.0, |s| s.relative_residual), basis.len());
+            println!(
+                "the full problem, plain CG from zero: {} iterations to {:.2e}, {} directions kept",
+                steps.len(),
+                steps.last().map_or(0.0, |s| s.relative_residual),
+                basis.len()
+            );
             (full, basis)
         }
         None => {
@@ -96,7 +101,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let f = pollster::block_on(forget(&gpu, &prob, &full, Correction::Recycled(&basis), j, ForgetTol::Share(0.0), cap))?;
         let q_star = l_exact - l_full;
         let gaps: Vec<f64> = f.steps.iter().map(|s| s.loss - q_star).collect();
-        println!("recycled ({} directions, {:.1} s a product): forgetting gap by product {:?}", basis.len(), t.elapsed().as_secs_f64() / f.steps.len().max(1) as f64, gaps.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>());
+        println!(
+            "recycled ({} directions, {:.1} s a product): forgetting gap by product {:?}",
+            basis.len(),
+            t.elapsed().as_secs_f64() / f.steps.len().max(1) as f64,
+            gaps.iter().map(|g| format!("{g:.2e}")).collect::<Vec<_>>()
+        );
         table.push(("recycled", Vec::new(), gaps));
     }
     // The same distance to the exact optimum for both: within ε of what the image contributes

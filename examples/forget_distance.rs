@@ -93,7 +93,8 @@ fn main() -> Res<()> {
     }
     println!("H products to come within τ of Δ'* (relative, in parameters); the closest reached; seconds per product:");
     for (name, d, per) in &rows {
-        let cells: Vec<String> = levels.iter().map(|&t| format!("τ {t:.0e}: {}", d.iter().position(|&x| x <= t).map_or(format!(">{}", d.len()), |i| (i + 1).to_string()))).collect();
+        let cells: Vec<String> =
+            levels.iter().map(|&t| format!("τ {t:.0e}: {}", d.iter().position(|&x| x <= t).map_or(format!(">{}", d.len()), |i| (i + 1).to_string()))).collect();
         let best = d.iter().cloned().fold(f64::INFINITY, f64::min);
         println!("  {name:<40} {}   (closest {best:.1e}; {per:.2} s)", cells.join(", "));
     }

@@ -24,7 +24,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let small = prob.without(&gpu, j)?;
     let most = keeps.iter().copied().max().unwrap_or(0);
     let (full, steps, basis) = pollster::block_on(prob.solve_cg_keeping(&gpu, None, None, 1e-5, 400, most, |_| {}))?;
-    println!("{} images, λ {lambda}, image #{j}: training {} plain CG iterations to 1e-5, {} directions kept ({:.0} MB)", prob.len(), steps.len(), basis.len(), basis.bytes() as f64 / 1e6);
+    println!(
+        "{} images, λ {lambda}, image #{j}: training {} plain CG iterations to 1e-5, {} directions kept ({:.0} MB)",
+        prob.len(),
+        steps.len(),
+        basis.len(),
+        basis.bytes() as f64 / 1e6
+    );
     let (exact, st) = pollster::block_on(small.solve_cg(&gpu, Some(&full), None, 1e-6, 600, |_| {}))?;
     println!("exact without the image: {} more iterations to {:.1e}", st.len(), st.last().map_or(0.0, |s| s.relative_residual));
     let l_exact = pollster::block_on(small.loss(&gpu, &exact))?;

@@ -60,10 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gpu.run(|rec| k.apply(rec, &hx, &y))?;
             let (yy, xx) = (pollster::block_on(ParamSet::dot(&gpu, &y, &y))?, pollster::block_on(ParamSet::dot(&gpu, &x, &x))?);
             est = (yy / xx).sqrt();
-            let host: Vec<Vec<f32>> = pollster::block_on(y.read(&gpu))?.into_iter().map(|t| t.iter().map(|v| (*v as f64 / yy.sqrt()) as f32).collect()).collect();
+            let host: Vec<Vec<f32>> =
+                pollster::block_on(y.read(&gpu))?.into_iter().map(|t| t.iter().map(|v| (*v as f64 / yy.sqrt()) as f32).collect()).collect();
             x = ParamSet::upload(&gpu, &host)?;
         }
-        let share: Vec<String> = pollster::block_on(x.read(&gpu))?.iter().enumerate().map(|(i, t)| format!("{i}:{:.2}", t.iter().map(|v| (*v as f64).powi(2)).sum::<f64>())).collect();
+        let share: Vec<String> = pollster::block_on(x.read(&gpu))?
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{i}:{:.2}", t.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()))
+            .collect();
         if !cg_only {
             println!("λ_max(M⁻¹H) ≈ {est:.3e}; its eigenvector's mass per tensor: {}", share.join(" "));
         }

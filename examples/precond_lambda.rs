@@ -32,8 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (exact, rs) = pollster::block_on(prob.solve_cg(&gpu, Some(kd), None, ref_tol, 4 * cap, |_| {}))?;
         let l_star = pollster::block_on(prob.loss(&gpu, &exact))?;
         let l0 = pollster::block_on(prob.loss(&gpu, &lqf::lqf::ParamSet::zeros(&gpu, &split.net.param_lens())?))?;
-        println!("λ {lambda:e}: reference {} more plain iterations to {:.1e}; L(0) − L* = {:.3e}", rs.len(), rs.last().map_or(0.0, |s| s.relative_residual), l0 - l_star);
-        let at = |steps: &[Step], g: f64| steps.iter().find(|s| s.loss - l_star <= g).map_or(format!(">{cap}"), |s| format!("{} (residual {:.1e})", s.iteration, s.relative_residual));
+        println!(
+            "λ {lambda:e}: reference {} more plain iterations to {:.1e}; L(0) − L* = {:.3e}",
+            rs.len(),
+            rs.last().map_or(0.0, |s| s.relative_residual),
+            l0 - l_star
+        );
+        let at = |steps: &[Step], g: f64| {
+            steps.iter().find(|s| s.loss - l_star <= g).map_or(format!(">{cap}"), |s| format!("{} (residual {:.1e})", s.iteration, s.relative_residual))
+        };
         for rel in [1e-2, 1e-3, 1e-4, 1e-5] {
             let g = rel * (l0 - l_star);
             let kfac: Vec<String> = kfac_runs.iter().map(|(scale, (_, ks))| format!("K-FAC({scale}λ) CG {:<24}", at(ks, g))).collect();

@@ -1,6 +1,9 @@
 //! One-off figure: time and accuracy of the GPU SPD inverse at n = 2048 (the tests stop at 300).
 //!   cargo run --release --example spd2048
-use lqf::gpu::kernels::{gemm::{gemm, Gemm}, spd};
+use lqf::gpu::kernels::{
+    gemm::{gemm, Gemm},
+    spd,
+};
 
 fn main() {
     let gpu = pollster::block_on(lqf::gpu::Gpu::new(Default::default())).expect("GPU adapter");

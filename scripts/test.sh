@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: native kernels on the local adapter (lavapipe without a GPU), the
+# The whole test suite: the formatting, native kernels on the local adapter (lavapipe without a GPU), the
 # browser suite on WebGPU in headless Chromium, the page itself driven by Playwright, and a
 # type-check of the macOS/Metal build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+
+echo "== formatting (cargo fmt --check, rustfmt.toml)"
+cargo fmt --check
 
 echo "== native tests"
 cargo test --release

@@ -1,7 +1,10 @@
 //! Kernel throughput figures (GFLOP/s), the same code natively and in the browser.
 //! These print numbers; they are never timed tests.
 use crate::error::Result;
-use crate::gpu::kernels::{conv, gemm::{gemm, Gemm}};
+use crate::gpu::kernels::{
+    conv,
+    gemm::{gemm, Gemm},
+};
 use crate::gpu::{Gpu, Recorder};
 use crate::ops::{ConvSpec, Padding};
 use crate::rng::Rng;
@@ -92,7 +95,15 @@ pub async fn bench_conv(gpu: &Gpu, name: &str, s: &ConvSpec, reps: usize) -> Res
 /// Representative MobileNetV2 convolutions at 224×224 input (name, spec).
 pub fn mobilenet_v2_convs(batch: usize) -> Vec<(&'static str, ConvSpec)> {
     let c = |hw, cin, cout, k, stride, groups| ConvSpec {
-        batch, in_h: hw, in_w: hw, cin, cout, kh: k, kw: k, stride, groups,
+        batch,
+        in_h: hw,
+        in_w: hw,
+        cin,
+        cout,
+        kh: k,
+        kw: k,
+        stride,
+        groups,
         padding: Padding::Symmetric(k / 2, k / 2),
     };
     vec![
@@ -212,7 +223,8 @@ pub async fn bench_training(gpu: &Gpu, net: &crate::model::Backbone, depth: usiz
         stats_ms = stats_ms.min(t1 - t0);
         inv_ms = inv_ms.min(now_ms() - t1);
     }
-    let inv_gflop: f64 = (0..=lin.convs.len()).filter_map(|i| kfac::factor_dims(lin, i)).map(|(a, g)| (a as f64).powi(3) + (g as f64).powi(3)).sum::<f64>() / 1e9;
+    let inv_gflop: f64 =
+        (0..=lin.convs.len()).filter_map(|i| kfac::factor_dims(lin, i)).map(|(a, g)| (a as f64).powi(3) + (g as f64).powi(3)).sum::<f64>() / 1e9;
     let gflop = net.def.flops_of(split.trunk_end..net.def.blocks.len()) * n as f64 / 1e9;
     let id = net.arch().id();
     let fig = |what: &str, ms: f64, gflop: f64, images: usize| Figure { name: format!("{id} {what} depth {depth}"), gflop, ms, images };

@@ -28,7 +28,8 @@ impl ImageFolder {
         classes.sort();
         let mut items = Vec::new();
         for (ci, (_, path)) in classes.iter().enumerate() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path).map_err(io_err(path))?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_image(p)).collect();
+            let mut files: Vec<PathBuf> =
+                std::fs::read_dir(path).map_err(io_err(path))?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_image(p)).collect();
             files.sort();
             items.extend(files.into_iter().map(|f| (f, ci as u32)));
         }

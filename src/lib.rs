@@ -3,11 +3,11 @@
 //! Layers: `gpu` (device, buffers, WGSL kernels with typed launchers), `cpu` (reference
 //! implementations in f32/f64 that every kernel is tested against), `nn` (per-layer forward,
 //! JVP and VJP rules built from the kernels), `bench` (figures, never timed tests).
-pub mod error;
 pub mod bench;
 pub mod cpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
+pub mod error;
 pub mod gpu;
 pub mod lqf;
 pub mod model;
@@ -23,7 +23,7 @@ pub fn batches(n: usize, batch: usize) -> impl Iterator<Item = (usize, usize)> {
     let b = batch.max(1);
     (0..n).step_by(b).map(move |start| (start, b.min(n - start)))
 }
-#[cfg(target_arch = "wasm32")]
-pub mod web;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fsutil;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

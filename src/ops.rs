@@ -95,8 +95,7 @@ impl ConvSpec {
     }
     /// A 1×1, stride-1, ungrouped convolution is exactly a GEMM over pixels.
     pub fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.groups == 1
-            && matches!(self.padding, Padding::Symmetric(0, 0) | Padding::Same)
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.groups == 1 && matches!(self.padding, Padding::Symmetric(0, 0) | Padding::Same)
     }
 }
 

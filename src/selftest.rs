@@ -3,7 +3,10 @@
 //! WebGPU in headless Chromium), `lqf selftest` and the web page's self-test on a user's own GPU.
 //! Each returns Err with a description instead of panicking, so every harness can report it.
 use crate::cpu;
-use crate::gpu::kernels::{conv, gemm::{gemm, gemm_fused, Epilogue, Gemm}};
+use crate::gpu::kernels::{
+    conv,
+    gemm::{gemm, gemm_fused, Epilogue, Gemm},
+};
 use crate::gpu::Gpu;
 use crate::ops::{ConvSpec, LeakyRelu6, Padding};
 use crate::rng::Rng;
@@ -173,21 +176,30 @@ pub async fn check_conv(gpu: &Gpu, s: &ConvSpec, rng: &mut Rng) -> Result<(), St
 
 pub fn conv_specs() -> Vec<ConvSpec> {
     let c = |batch, hw: (usize, usize), cin, cout, k: (usize, usize), stride, groups, padding| ConvSpec {
-        batch, in_h: hw.0, in_w: hw.1, cin, cout, kh: k.0, kw: k.1, stride, groups, padding,
+        batch,
+        in_h: hw.0,
+        in_w: hw.1,
+        cin,
+        cout,
+        kh: k.0,
+        kw: k.1,
+        stride,
+        groups,
+        padding,
     };
     vec![
-        c(2, (9, 7), 3, 8, (3, 3), 2, 1, Padding::Symmetric(1, 1)),  // MobileNetV2 stem, odd size
-        c(2, (8, 8), 3, 5, (3, 3), 2, 1, Padding::Same),             // EfficientNet stem: pads 0 top/left, 1 bottom/right
-        c(1, (7, 9), 6, 6, (3, 3), 1, 6, Padding::Symmetric(1, 1)),  // depthwise, channels not in vec4s
-        c(2, (9, 11), 8, 8, (3, 3), 1, 8, Padding::Symmetric(1, 1)), // depthwise vec4 kernel, ragged row tiles
+        c(2, (9, 7), 3, 8, (3, 3), 2, 1, Padding::Symmetric(1, 1)),      // MobileNetV2 stem, odd size
+        c(2, (8, 8), 3, 5, (3, 3), 2, 1, Padding::Same),                 // EfficientNet stem: pads 0 top/left, 1 bottom/right
+        c(1, (7, 9), 6, 6, (3, 3), 1, 6, Padding::Symmetric(1, 1)),      // depthwise, channels not in vec4s
+        c(2, (9, 11), 8, 8, (3, 3), 1, 8, Padding::Symmetric(1, 1)),     // depthwise vec4 kernel, ragged row tiles
         c(1, (10, 13), 12, 12, (3, 3), 2, 12, Padding::Symmetric(1, 1)), // depthwise vec4, stride 2
-        c(2, (9, 7), 8, 8, (5, 5), 2, 8, Padding::Same),            // depthwise vec4, 5x5 SAME (EfficientNet)
-        c(2, (11, 10), 5, 5, (5, 5), 2, 5, Padding::Same),           // depthwise 5x5 stride 2, SAME
-        c(1, (6, 5), 8, 12, (1, 1), 1, 1, Padding::Symmetric(0, 0)), // pointwise -> GEMM path
-        c(1, (6, 6), 4, 6, (3, 1), 1, 2, Padding::Symmetric(1, 0)),  // grouped, non-square
-        c(3, (1, 1), 17, 3, (1, 1), 1, 1, Padding::Symmetric(0, 0)), // a classifier as a 1x1 conv
-        c(1, (5, 5), 2, 3, (2, 2), 3, 1, Padding::Symmetric(0, 0)),  // stride larger than kernel
-        c(1, (7, 6), 5, 12, (5, 5), 1, 1, Padding::Same),            // dense vec4 kernel, 5x5 SAME
+        c(2, (9, 7), 8, 8, (5, 5), 2, 8, Padding::Same),                 // depthwise vec4, 5x5 SAME (EfficientNet)
+        c(2, (11, 10), 5, 5, (5, 5), 2, 5, Padding::Same),               // depthwise 5x5 stride 2, SAME
+        c(1, (6, 5), 8, 12, (1, 1), 1, 1, Padding::Symmetric(0, 0)),     // pointwise -> GEMM path
+        c(1, (6, 6), 4, 6, (3, 1), 1, 2, Padding::Symmetric(1, 0)),      // grouped, non-square
+        c(3, (1, 1), 17, 3, (1, 1), 1, 1, Padding::Symmetric(0, 0)),     // a classifier as a 1x1 conv
+        c(1, (5, 5), 2, 3, (2, 2), 3, 1, Padding::Symmetric(0, 0)),      // stride larger than kernel
+        c(1, (7, 6), 5, 12, (5, 5), 1, 1, Padding::Same),                // dense vec4 kernel, 5x5 SAME
     ]
 }
 
@@ -203,5 +215,9 @@ pub async fn conv_matches_reference(gpu: &Gpu) -> Result<(), String> {
 pub async fn run_all(gpu: &Gpu) -> Result<String, String> {
     gemm_matches_reference(gpu).await?;
     conv_matches_reference(gpu).await?;
-    Ok(format!("GEMM (all transposes, batched, odd sizes) and conv2d (forward, backward data and weight; {} geometries) match the CPU reference on {}", conv_specs().len(), gpu.adapter))
+    Ok(format!(
+        "GEMM (all transposes, batched, odd sizes) and conv2d (forward, backward data and weight; {} geometries) match the CPU reference on {}",
+        conv_specs().len(),
+        gpu.adapter
+    ))
 }

@@ -13,9 +13,6 @@ use lqf::rng::Rng;
 const LOGISTIC_REL: f64 = 1e-3;
 const FINETUNE_STEP_REL: f64 = 1e-5;
 
-
-
-
 fn softmax(row: &[f64]) -> Vec<f64> {
     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
@@ -75,7 +72,6 @@ fn logistic_probe_reaches_the_newton_optimum() {
     let r = rel(&got, &want);
     assert!(r < LOGISTIC_REL, "logistic probe vs Newton: {r:.2e}");
 }
-
 
 /// Two SGD-momentum steps of fine-tuning equal the same steps computed on the CPU from the
 /// dense Jacobian at the current weights: forward and backward run at θ, not θ0.
@@ -154,7 +150,14 @@ fn every_method_trains_and_fits_separable_data() {
     let net = tiny(0.1);
     let (z, labels) = clustered(&net, &mut rng, 24);
     for method in [Method::Lqf, Method::Finetune] {
-        let s = Settings { method, depth: Depth::All, init: Init::Random { seed: 1 }, batch: 8, finetune: Finetune { lr: 0.05, epochs: 40, ..Default::default() }, ..Default::default() };
+        let s = Settings {
+            method,
+            depth: Depth::All,
+            init: Init::Random { seed: 1 },
+            batch: 8,
+            finetune: Finetune { lr: 0.05, epochs: 40, ..Default::default() },
+            ..Default::default()
+        };
         let split = tiny_split(g, &mut split_rng.clone(), s.effective_alpha());
         let mut losses = Vec::new();
         let m = block(train::train(g, split, &z, &labels, &s, &mut |p| losses.extend(p.loss))).unwrap();
@@ -223,7 +226,12 @@ fn lambda_is_chosen_by_cross_validation_on_the_training_set() {
         let fold = Settings { lambda: chosen.lambda, lambda_path: Vec::new(), ..s.clone() };
         let again = block(train::train(g, tiny_split(g, &mut split_rng.clone(), 0.1), &ztr, &ltr, &fold, &mut |_| {})).unwrap();
         let logits = block(train::predict(g, &again, &zho, lho.len(), 8)).unwrap();
-        per_image.extend(logits.chunks(3).zip(&lho).map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>()));
+        per_image.extend(
+            logits
+                .chunks(3)
+                .zip(&lho)
+                .map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { s.kappa as f64 } else { 0.0 }).powi(2)).sum::<f64>()),
+        );
     }
     assert_eq!(chosen.losses.len(), labels.len());
     let (mse, se) = train::mean_and_standard_error(&per_image);
@@ -292,7 +300,8 @@ fn training_refuses_bad_input_with_clear_messages() {
         let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), zz, labels, &s, &mut |_| {})).err().expect("refused");
         assert!(err.to_string().contains(want), "{err}");
     }
-    let diverging = Settings { solver: train::SolverKind::Sgd, sgd: lqf::lqf::Sgd { lr: 500.0, momentum: 0.9, epochs: 20, seed: 0, variance_reduced: false }, ..s.clone() };
+    let diverging =
+        Settings { solver: train::SolverKind::Sgd, sgd: lqf::lqf::Sgd { lr: 500.0, momentum: 0.9, epochs: 20, seed: 0, variance_reduced: false }, ..s.clone() };
     let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), &z, &[0, 1, 2, 0, 1, 2], &diverging, &mut |_| {})).err().expect("diverges");
     assert!(matches!(err, lqf::Error::Diverged(_)), "{err}");
 }

@@ -70,7 +70,14 @@ fn conversion_validates_names_and_shapes() {
     // The bundled file converts to itself: every tensor present, in order, with provenance.
     let bundled = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/mobilenet_v2.safetensors")).unwrap();
     let wf = weights::load(&bundled, Some(Arch::MobileNetV2)).unwrap();
-    let again = weights::convert(Arch::MobileNetV2, &wf.tensors, "mobilenet_v2-b0353104.pth", "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", Dtype::F32).unwrap();
+    let again = weights::convert(
+        Arch::MobileNetV2,
+        &wf.tensors,
+        "mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        Dtype::F32,
+    )
+    .unwrap();
     assert_eq!(weights::sha256_hex(&again), wf.sha256, "conversion is deterministic and matches the bundled file");
     // One wrong shape is named.
     let mut bad = wf.tensors.clone();

@@ -97,7 +97,8 @@ fn train_eval_predict_round_trip_with_a_corrupt_file_skipped() {
     let data = folder("rt-train", "train", &CLASSES, 4);
     std::fs::copy("tests/data/images/bad/truncated.jpg", data.join("Forest/zz_truncated.jpg")).unwrap();
     let model = tmp("rt.lqf");
-    let (code, out, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--depth", "1", "--iterations", "3", "--batch", "8"]);
+    let (code, out, err) =
+        lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--depth", "1", "--iterations", "3", "--batch", "8"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty(), "train prints nothing on stdout: {out}");
     assert!(err.contains("adapter:") && err.contains("zz_truncated.jpg") && err.contains("1 file(s) skipped, 12 image(s) used"), "{err}");
@@ -155,7 +156,25 @@ fn bad_training_data_is_refused_without_output() {
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--kfac-positions", "sideways"], "reduce or expand");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "hinge"], "mse or cross-entropy");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "cross-entropy"], "--solver sgd");
-    let diverging = ["train", "--data", small.to_str().unwrap(), "--out", m, "--depth", "1", "--solver", "sgd", "--lr", "1000", "--momentum", "0.9", "--epochs", "5", "--kfac", "false"];
+    let diverging = [
+        "train",
+        "--data",
+        small.to_str().unwrap(),
+        "--out",
+        m,
+        "--depth",
+        "1",
+        "--solver",
+        "sgd",
+        "--lr",
+        "1000",
+        "--momentum",
+        "0.9",
+        "--epochs",
+        "5",
+        "--kfac",
+        "false",
+    ];
     check(&diverging, "diverged");
 }
 
@@ -175,7 +194,23 @@ fn non_utf8_file_names_are_read() {
 fn auto_lambda_without_three_images_a_class_says_the_default_was_used() {
     let data = folder("auto-small", "train", &["Forest", "SeaLake"], 2);
     let model = tmp("auto-small.lqf");
-    let train = |method: &str| lqf(&["train", "--data", data.to_str().unwrap(), "--out", model.to_str().unwrap(), "--method", method, "--depth", "1", "--iterations", "3", "--weight-decay", "auto"]);
+    let train = |method: &str| {
+        lqf(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--method",
+            method,
+            "--depth",
+            "1",
+            "--iterations",
+            "3",
+            "--weight-decay",
+            "auto",
+        ])
+    };
     let (code, _, err) = train("lqf");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("λ 1e-3 (not cross-validated: no class has 3 images; the default λ was used)"), "{err}");
@@ -211,7 +246,8 @@ fn bad_model_files_are_refused() {
 
 #[test]
 fn no_gpu_adapter_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_lqf")).args(["info"]).env("WGPU_BACKEND", "vulkan").env("VK_ICD_FILENAMES", "/nonexistent.json").output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_lqf")).args(["info"]).env("WGPU_BACKEND", "vulkan").env("VK_ICD_FILENAMES", "/nonexistent.json").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(err.contains("no GPU adapter") && err.contains("mesa-vulkan-drivers"), "{err}");
@@ -220,7 +256,8 @@ fn no_gpu_adapter_is_a_clear_error() {
 #[test]
 fn fewshot_table_as_json() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/samples/eurosat");
-    let (code, out, err) = lqf(&["fewshot", "--data", root.to_str().unwrap(), "--shots", "2,4", "--seeds", "0,1", "--methods", "probe,logistic", "--depth", "probe", "--json"]);
+    let (code, out, err) =
+        lqf(&["fewshot", "--data", root.to_str().unwrap(), "--shots", "2,4", "--seeds", "0,1", "--methods", "probe,logistic", "--depth", "probe", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is only JSON");
     assert_eq!(v["runs"].as_array().unwrap().len(), 8);
@@ -250,7 +287,23 @@ fn cross_entropy_model_predicts_and_refuses_explain_and_forget() {
     let data = folder("ce-train", "train", &CLASSES, 3);
     let model = tmp("ce.lqf");
     let m = model.to_str().unwrap();
-    let (code, _, err) = lqf(&["train", "--data", data.to_str().unwrap(), "--out", m, "--depth", "1", "--loss", "cross-entropy", "--solver", "sgd", "--lr", "0.001", "--epochs", "4"]);
+    let (code, _, err) = lqf(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        m,
+        "--depth",
+        "1",
+        "--loss",
+        "cross-entropy",
+        "--solver",
+        "sgd",
+        "--lr",
+        "0.001",
+        "--epochs",
+        "4",
+    ]);
     assert_eq!(code, 0, "{err}");
     let f = lqf::lqf::model_file::ModelFile::from_bytes(&std::fs::read(&model).unwrap(), None).unwrap();
     assert_eq!(f.settings.loss, lqf::lqf::Loss::CrossEntropy);
@@ -261,7 +314,8 @@ fn cross_entropy_model_predicts_and_refuses_explain_and_forget() {
     let (code, _, err) = lqf(&["predict", "--model", m, "--explain", "3", "--data", data.to_str().unwrap(), img.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(err.contains("cross-entropy") && !err.contains("features of"), "{err}");
-    let (code, _, err) = lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", img.to_str().unwrap(), "--out", tmp("ce2.lqf").to_str().unwrap()]);
+    let (code, _, err) =
+        lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", img.to_str().unwrap(), "--out", tmp("ce2.lqf").to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(err.contains("cross-entropy"), "{err}");
 }
@@ -288,7 +342,18 @@ fn explain_and_forget_a_training_image() {
 
     let victim = pro[0]["image"].as_str().unwrap().to_string();
     let out2 = tmp("ex-forgot.lqf");
-    let (code, _, err) = lqf(&["forget", "--model", m, "--data", data.to_str().unwrap(), "--image", &data.join(&victim).to_string_lossy(), "--out", out2.to_str().unwrap(), "--compare"]);
+    let (code, _, err) = lqf(&[
+        "forget",
+        "--model",
+        m,
+        "--data",
+        data.to_str().unwrap(),
+        "--image",
+        &data.join(&victim).to_string_lossy(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--compare",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("forgot") && err.contains("faster"), "{err}");
     let diff: f64 = err.split("‖Δ_forget − Δ_scratch‖/‖Δ_scratch‖ = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();

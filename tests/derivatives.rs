@@ -3,7 +3,6 @@
 //! per layer and through a small residual network shaped like a MobileNetV2 block.
 mod common;
 
-use lqf::selftest as checks;
 use checks::{compare, F32_REL};
 use common::{block, dot, f64s, gpu};
 use lqf::cpu::{self, rules};
@@ -11,6 +10,7 @@ use lqf::gpu::{Gpu, Tensor};
 use lqf::nn::{self, ConvParams};
 use lqf::ops::{ConvSpec, LeakyRelu6, Padding};
 use lqf::rng::Rng;
+use lqf::selftest as checks;
 
 /// Central differences in f64 on piecewise-linear/bilinear maps are exact up to rounding.
 const FD_REL_F64: f64 = 1e-7;
@@ -41,7 +41,14 @@ fn conv_jvp_matches_finite_differences() {
     let s = conv_spec();
     let mut rng = Rng::new(21);
     let v = |r: &mut Rng, n| f64s(&r.vec_f32(n));
-    let (x, xd, w, dw, b, db) = (v(&mut rng, s.input_len()), v(&mut rng, s.input_len()), v(&mut rng, s.weight_len()), v(&mut rng, s.weight_len()), v(&mut rng, s.cout), v(&mut rng, s.cout));
+    let (x, xd, w, dw, b, db) = (
+        v(&mut rng, s.input_len()),
+        v(&mut rng, s.input_len()),
+        v(&mut rng, s.weight_len()),
+        v(&mut rng, s.weight_len()),
+        v(&mut rng, s.cout),
+        v(&mut rng, s.cout),
+    );
     let (_, jvp) = rules::conv_jvp(&s, &x, Some(&xd), &w, Some(&b), &dw, Some(&db));
     let f = |h: f64| cpu::conv::conv2d(&s, &axpy(&x, h, &xd), &axpy(&w, h, &dw), Some(&axpy(&b, h, &db)));
     let (fp, fm) = (f(FD_STEP), f(-FD_STEP));
@@ -54,10 +61,7 @@ fn conv_jvp_matches_finite_differences() {
     let f32s = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
     let (tx, txd, tw, tdw, tb, tdb) = (up(g, &f32s(&x)), up(g, &f32s(&xd)), up(g, &f32s(&w)), up(g, &f32s(&dw)), up(g, &f32s(&b)), up(g, &f32s(&db)));
     let (ty, tyd) = (g.zeros(jvp.len()).unwrap(), g.zeros(jvp.len()).unwrap());
-    g.run(|rec| {
-        nn::conv_jvp(rec, &s, &tx, Some(&txd), &ConvParams { w: &tw, b: Some(&tb) }, &ConvParams { w: &tdw, b: Some(&tdb) }, &ty, &tyd)
-    })
-    .unwrap();
+    g.run(|rec| nn::conv_jvp(rec, &s, &tx, Some(&txd), &ConvParams { w: &tw, b: Some(&tb) }, &ConvParams { w: &tdw, b: Some(&tdb) }, &ty, &tyd)).unwrap();
     let scale = vec![(s.kh * s.kw * s.cin_g() * 2 + 2) as f64; jvp.len()];
     compare("conv_jvp tangent", &rd(&tyd), &jvp, &scale, F32_REL).unwrap();
 }
@@ -93,7 +97,14 @@ fn conv_adjoint_identity() {
     let specs = checks::conv_specs();
     for s in specs {
         let n_out = s.output_len().unwrap();
-        let (x, xd, w, dw, db, u) = (rng.vec_f32(s.input_len()), rng.vec_f32(s.input_len()), rng.vec_f32(s.weight_len()), rng.vec_f32(s.weight_len()), rng.vec_f32(s.cout), rng.vec_f32(n_out));
+        let (x, xd, w, dw, db, u) = (
+            rng.vec_f32(s.input_len()),
+            rng.vec_f32(s.input_len()),
+            rng.vec_f32(s.weight_len()),
+            rng.vec_f32(s.weight_len()),
+            rng.vec_f32(s.cout),
+            rng.vec_f32(n_out),
+        );
         let (tx, txd, tw, tdw, tdb, tu) = (up(g, &x), up(g, &xd), up(g, &w), up(g, &dw), up(g, &db), up(g, &u));
         let (ty, tyd) = (g.zeros(n_out).unwrap(), g.zeros(n_out).unwrap());
         let (gx, gw, gb) = (g.zeros(s.input_len()).unwrap(), g.zeros(s.weight_len()).unwrap(), g.zeros(s.cout).unwrap());

@@ -105,7 +105,8 @@ fn forgetting_equals_retraining_without_the_image() {
     let k = block(Kfac::new(g, &prob, LAMBDA)).unwrap();
     let (delta, _) = block(prob.solve_cg(g, None, Some(&k), 1e-7, 500, |_| {})).unwrap();
     for j in [0, 6, N - 1] {
-        let influence::Forgotten { problem: smaller, delta: forgot, steps: warm, .. } = block(influence::forget(g, &prob, &delta, Correction::Cg(Some(&k)), j, ForgetTol::Share(1e-7), 500)).unwrap();
+        let influence::Forgotten { problem: smaller, delta: forgot, steps: warm, .. } =
+            block(influence::forget(g, &prob, &delta, Correction::Cg(Some(&k)), j, ForgetTol::Share(1e-7), 500)).unwrap();
         assert_eq!(smaller.len(), N - 1);
         let (zj, lj) = without(&z, &labels, j, per);
         assert_eq!(block(smaller.labels(g)).unwrap(), lj, "the other images keep their labels and order");
@@ -144,8 +145,11 @@ fn recycled_forgetting_equals_retraining_and_needs_fewer_products() {
     }
     // Traced: every iterate is seen once, and the last is the correction returned.
     let (mut seen_recycled, mut seen_plain) = (Vec::new(), Vec::new());
-    let recycled = block(influence::forget_traced(g, &prob, &delta, Correction::Recycled(&basis), j, ForgetTol::Share(1e-6), 500, |_, x| seen_recycled.push(x.clone()))).unwrap();
-    let plain = block(influence::forget_traced(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Share(1e-6), 500, |_, x| seen_plain.push(x.clone()))).unwrap();
+    let recycled =
+        block(influence::forget_traced(g, &prob, &delta, Correction::Recycled(&basis), j, ForgetTol::Share(1e-6), 500, |_, x| seen_recycled.push(x.clone())))
+            .unwrap();
+    let plain =
+        block(influence::forget_traced(g, &prob, &delta, Correction::Cg(None), j, ForgetTol::Share(1e-6), 500, |_, x| seen_plain.push(x.clone()))).unwrap();
     let d0 = flat(&block(delta.read(g)).unwrap());
     for (what, seen, f) in [("recycled", &seen_recycled, &recycled), ("plain", &seen_plain, &plain)] {
         assert_eq!(seen.len(), f.steps.len(), "{what}: one iterate per step");
@@ -193,5 +197,4 @@ fn forgetting_a_loosely_trained_model_keeps_its_accuracy() {
     eprintln!("image {j}'s share {share:.2e}; training's error {train_err:.2e}; after forgetting ({} iterations) {err:.2e}", f.steps.len());
     assert!(train_err > 1e-3, "the test needs a loosely trained model, got {train_err:.1e}");
     assert!(err <= FORGET_ERR_GROWTH * train_err + FORGET_SHARE_LEFT * share, "forgetting left {err:.2e} (training {train_err:.2e}, share {share:.2e})");
-
 }

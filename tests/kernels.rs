@@ -1,12 +1,16 @@
 //! Every GPU kernel against its CPU reference, natively (lavapipe in CI), with named tolerances.
 mod common;
 
-use lqf::selftest as checks;
 use checks::{compare, ELEMENTWISE_REL, F32_REL, SOFTMAX_REL, SPD_RESIDUAL};
 use common::{block, f64s, gpu};
 use lqf::cpu;
-use lqf::gpu::kernels::{elementwise as ew, gemm::{gemm, Gemm}, reduce, spd};
+use lqf::gpu::kernels::{
+    elementwise as ew,
+    gemm::{gemm, Gemm},
+    reduce, spd,
+};
 use lqf::rng::Rng;
+use lqf::selftest as checks;
 
 #[test]
 fn adapter_is_reported() {
@@ -355,7 +359,11 @@ fn reductions_past_the_cpu_drivers_loop_limit() {
     let g = gpu();
     let mut rng = Rng::new(17);
     // GEMM: both kernels (odd sizes take the scalar one), alpha and beta, K of 70 001 and 270 000.
-    for gm in [Gemm::new(3, 5, 70_001).trans(true, false).scale(0.5, 0.75), Gemm::new(4, 8, 270_000).trans(true, false).scale(1.0, 1.0), Gemm::new(4, 8, 70_000).scale(1.0, 0.0)] {
+    for gm in [
+        Gemm::new(3, 5, 70_001).trans(true, false).scale(0.5, 0.75),
+        Gemm::new(4, 8, 270_000).trans(true, false).scale(1.0, 1.0),
+        Gemm::new(4, 8, 70_000).scale(1.0, 0.0),
+    ] {
         block(checks::check_gemm(g, &gm, &mut rng)).unwrap();
     }
     // Column sums (bias gradients) and sums of squares (K-FAC's G for depthwise layers).
@@ -390,7 +398,8 @@ fn reductions_past_the_cpu_drivers_loop_limit() {
     let (x64, dy64) = (f64s(&x), f64s(&dy));
     let abs = |v: &[f64]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
     let scale = cpu::conv::conv2d_backward_weight(&s, &abs(&x64), &abs(&dy64));
-    compare("conv2d_backward_weight, 75 264 positions", &block(g.read(&dw)).unwrap(), &cpu::conv::conv2d_backward_weight(&s, &x64, &dy64), &scale, F32_REL).unwrap();
+    compare("conv2d_backward_weight, 75 264 positions", &block(g.read(&dw)).unwrap(), &cpu::conv::conv2d_backward_weight(&s, &x64, &dy64), &scale, F32_REL)
+        .unwrap();
     for positions in [kk::Positions::Expand, kk::Positions::Reduce] {
         let d = s.kh * s.kw + 1;
         let acc = g.zeros(s.cout * d * d).unwrap();

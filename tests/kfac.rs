@@ -112,7 +112,10 @@ fn random_problem(net: &LinearizedNet, seed: u64, n: usize) -> (Vec<Vec<f32>>, V
 
 /// With one output position per layer, both ways of estimating agree with the GGN.
 fn check_equal(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u32], batch: usize) {
-    let err = [Positions::Expand, Positions::Reduce].map(|positions| kfac_error(net, th, z, labels, batch, kfac::Estimate { positions, ..Default::default() }, Loss::Mse)).into_iter().fold(0.0, f64::max);
+    let err = [Positions::Expand, Positions::Reduce]
+        .map(|positions| kfac_error(net, th, z, labels, batch, kfac::Estimate { positions, ..Default::default() }, Loss::Mse))
+        .into_iter()
+        .fold(0.0, f64::max);
     assert!(err < KFAC_REL, "max |A⊗G − GGN| / max |GGN| = {err:.2e}");
 }
 
@@ -130,7 +133,14 @@ fn single_linear_layer_kfac_equals_the_hessian() {
 /// several, the classifier's G must be the mean output Hessian (1/N) Σ_i (diag p_i − p_i p_iᵀ).
 #[test]
 fn cross_entropy_kfac_uses_the_softmax_curvature() {
-    let net = LinearizedNet { convs: vec![pw(3, 5), pw(5, 4)], blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }], input: Hwc { h: 1, w: 1, c: 3 }, features: 4, classes: 3, alpha: 0.0 };
+    let net = LinearizedNet {
+        convs: vec![pw(3, 5), pw(5, 4)],
+        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
+        input: Hwc { h: 1, w: 1, c: 3 },
+        features: 4,
+        classes: 3,
+        alpha: 0.0,
+    };
     let (th, z, labels) = random_problem(&net, 56, 8);
     let per = net.input.len();
     let err = kfac_error(&net, &th, &z[..per], &labels[..1], 1, kfac::Estimate::default(), Loss::CrossEntropy);
@@ -175,7 +185,18 @@ fn linear_network_kfac_equals_the_block_diagonal_gauss_newton() {
 /// for every 1×1 layer and for a padded depthwise layer; expand (positions as samples) is not.
 #[test]
 fn reduce_kfac_is_exact_when_positions_are_pooled() {
-    let dw = ConvDef { weight: String::new(), bn: String::new(), cin: 5, cout: 5, k: 3, stride: 1, groups: 5, padding: Padding::Symmetric(1, 1), eps: 0.0, act: false };
+    let dw = ConvDef {
+        weight: String::new(),
+        bn: String::new(),
+        cin: 5,
+        cout: 5,
+        k: 3,
+        stride: 1,
+        groups: 5,
+        padding: Padding::Symmetric(1, 1),
+        eps: 0.0,
+        act: false,
+    };
     let net = LinearizedNet {
         convs: vec![dw, pw(5, 4)],
         blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
@@ -218,8 +239,26 @@ fn exact_kfac_makes_cg_converge_at_once() {
 /// channel's diagonal block of the Gauss-Newton matrix is exactly A_c·G_c.
 #[test]
 fn depthwise_kfac_blocks_equal_the_gauss_newton_channel_blocks() {
-    let dw = ConvDef { weight: String::new(), bn: String::new(), cin: 4, cout: 4, k: 3, stride: 1, groups: 4, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false };
-    let net = LinearizedNet { convs: vec![dw], blocks: vec![LinBlock { residual: false, convs: vec![0] }], input: Hwc { h: 3, w: 3, c: 4 }, features: 4, classes: 3, alpha: 0.0 };
+    let dw = ConvDef {
+        weight: String::new(),
+        bn: String::new(),
+        cin: 4,
+        cout: 4,
+        k: 3,
+        stride: 1,
+        groups: 4,
+        padding: Padding::Symmetric(0, 0),
+        eps: 0.0,
+        act: false,
+    };
+    let net = LinearizedNet {
+        convs: vec![dw],
+        blocks: vec![LinBlock { residual: false, convs: vec![0] }],
+        input: Hwc { h: 3, w: 3, c: 4 },
+        features: 4,
+        classes: 3,
+        alpha: 0.0,
+    };
     let n = 8;
     let (th, z, labels) = random_problem(&net, 54, n);
     check_equal(&net, &th, &z, &labels, 5);
@@ -277,7 +316,14 @@ fn kfac_kernels_match_their_references() {
 #[test]
 fn monte_carlo_kfac_is_unbiased() {
     let g = gpu();
-    let net = LinearizedNet { convs: vec![pw(5, 6), pw(6, 4)], blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }], input: Hwc { h: 2, w: 2, c: 5 }, features: 4, classes: 5, alpha: 0.0 };
+    let net = LinearizedNet {
+        convs: vec![pw(5, 6), pw(6, 4)],
+        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
+        input: Hwc { h: 2, w: 2, c: 5 },
+        features: 4,
+        classes: 5,
+        alpha: 0.0,
+    };
     let n = 6;
     let (th, z, labels) = random_problem(&net, 55, n);
     let tth = ParamSet::upload(g, &th).unwrap();

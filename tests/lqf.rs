@@ -18,15 +18,11 @@ const SOLVE_REL: f64 = 1e-4;
 /// A larger weight decay for the SGD runs: a better-conditioned quadratic keeps the epochs few.
 const SGD_LAMBDA: f32 = 0.5;
 
-
-
-
 fn data(net: &LinearizedNet, rng: &mut Rng) -> (Vec<f32>, Vec<u32>) {
     let z = rng.vec_f32(N * net.input.len()).iter().map(|v| v * 2.0).collect();
     let labels = (0..N).map(|i| (i % net.classes) as u32).collect();
     (z, labels)
 }
-
 
 #[test]
 fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
@@ -71,8 +67,6 @@ fn jvp_and_vjp_match_the_cpu_mirror_and_each_other() {
     let rhs = dot(&flat(&de), &got);
     assert!((lhs - rhs).abs() / (1.0 + lhs.abs()) < 1e-5, "adjoint: {lhs} vs {rhs}");
 }
-
-
 
 #[test]
 fn conjugate_gradient_reaches_the_closed_form_optimum_from_any_start_batching_and_residency() {
@@ -135,7 +129,14 @@ fn sgd_reaches_the_same_optimum_for_any_learning_rate_seed_and_batch_order() {
     let want = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, SGD_LAMBDA);
     let tth = ParamSet::upload(g, &th).unwrap();
     // (learning rate, momentum, seed of the batch order, batch size, K-FAC)
-    let runs = [(0.4f32, 0.5f32, 0u64, 1usize, true), (0.4, 0.5, 1, 3, true), (0.2, 0.5, 2, 1, true), (0.1, 0.9, 3, 1, true), (0.1, 0.0, 4, 2, false), (0.05, 0.9, 5, 2, false)];
+    let runs = [
+        (0.4f32, 0.5f32, 0u64, 1usize, true),
+        (0.4, 0.5, 1, 3, true),
+        (0.2, 0.5, 2, 1, true),
+        (0.1, 0.9, 3, 1, true),
+        (0.1, 0.0, 4, 2, false),
+        (0.05, 0.9, 5, 2, false),
+    ];
     for (lr, momentum, seed, batch, kfac) in runs {
         let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, SGD_LAMBDA)).unwrap();
         let k = kfac.then(|| block(lqf::lqf::kfac::Kfac::new(g, &prob, SGD_LAMBDA)).unwrap());

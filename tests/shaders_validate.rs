@@ -6,8 +6,7 @@ use lqf::gpu::pipeline::{ALL_SHADERS, PRELUDE};
 #[test]
 fn every_shader_parses_and_validates() {
     for s in ALL_SHADERS {
-        let module = naga::front::wgsl::parse_str(s.source)
-            .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(s.source)));
+        let module = naga::front::wgsl::parse_str(s.source).unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(s.source)));
         let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
         v.validate(&module).unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(s.source)));
         assert!(!module.entry_points.is_empty(), "{} has no entry point", s.name);

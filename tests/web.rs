@@ -217,7 +217,8 @@ async fn cpu_fallback_trains_the_probe_like_the_gpu() {
     assert!(cpu.set_depth("3").is_err(), "the CPU path is probe-only");
     assert!(cpu.train(ids.clone(), labels.clone(), classes.clone(), names.clone(), r#"{"method":"lqf"}"#.into(), None).await.is_err(), "LQF asks for WebGPU");
     let probe = r#"{"method":"probe","depth":"probe","weight_decay":"1e-3"}"#.to_string();
-    let sc: serde_json::Value = serde_json::from_str(&cpu.train(ids.clone(), labels.clone(), classes.clone(), names.clone(), probe.clone(), None).await.unwrap()).unwrap();
+    let sc: serde_json::Value =
+        serde_json::from_str(&cpu.train(ids.clone(), labels.clone(), classes.clone(), names.clone(), probe.clone(), None).await.unwrap()).unwrap();
     let sg: serde_json::Value = serde_json::from_str(&t.train(ids, labels, classes, names, probe, None).await.unwrap()).unwrap();
     assert_eq!(sc["train_accuracy"], sg["train_accuracy"]);
     let test: &[u8] = include_bytes!("../web/samples/eurosat/test/Highway/Highway_1081.jpg");

@@ -41,8 +41,7 @@ pub fn import_weights(arch: &str, f16: bool, input: &Path, output: &Path) -> Res
     let tensors = model::checkpoint::read(&bytes).map_err(|e| format!("{}: {e}", input.display()))?;
     let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let dtype = if f16 { model::safetensors::Dtype::F16 } else { model::safetensors::Dtype::F32 };
-    let out = model::weights::convert(arch, &tensors, &name, &model::weights::sha256_hex(&bytes), dtype)
-        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let out = model::weights::convert(arch, &tensors, &name, &model::weights::sha256_hex(&bytes), dtype).map_err(|e| format!("{}: {e}", input.display()))?;
     lqf::fsutil::write_atomic(output, &out).map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} ({} tensors, {:.1} MB, sha256 {})",
@@ -101,4 +100,3 @@ pub fn imagenet(backbone: &str, weights: Option<&Path>, json: bool, images: &[Pa
     }
     Ok(())
 }
-

@@ -32,11 +32,22 @@ impl Why {
     pub fn json(&self, classes: &[String]) -> String {
         let list = |v: &[(String, u32, f64)]| {
             v.iter()
-                .map(|(n, l, sc)| format!("{{\"image\":{},\"class\":{},\"influence\":{sc:.6e}}}", serde_json::to_string(n).unwrap_or_default(), serde_json::to_string(&classes[*l as usize]).unwrap_or_default()))
+                .map(|(n, l, sc)| {
+                    format!(
+                        "{{\"image\":{},\"class\":{},\"influence\":{sc:.6e}}}",
+                        serde_json::to_string(n).unwrap_or_default(),
+                        serde_json::to_string(&classes[*l as usize]).unwrap_or_default()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        format!("{{\"class\":{},\"proponents\":[{}],\"opponents\":[{}]}}", serde_json::to_string(&classes[self.class]).unwrap_or_default(), list(&self.proponents), list(&self.opponents))
+        format!(
+            "{{\"class\":{},\"proponents\":[{}],\"opponents\":[{}]}}",
+            serde_json::to_string(&classes[self.class]).unwrap_or_default(),
+            list(&self.proponents),
+            list(&self.opponents)
+        )
     }
 
     pub fn print(&self, classes: &[String]) {
@@ -69,7 +80,9 @@ impl Training {
 
     fn problem<'a>(&self, gpu: &Gpu, m: &'a Trained) -> Result<Problem<'a>, String> {
         let st = &m.settings;
-        pollster::block_on(Problem::new(gpu, &m.split.net, &m.theta0, &self.z, &self.labels, st.batch, st.kappa, st.lambda)).map(|p| p.with_loss(st.loss)).map_err(s)
+        pollster::block_on(Problem::new(gpu, &m.split.net, &m.theta0, &self.z, &self.labels, st.batch, st.kappa, st.lambda))
+            .map(|p| p.with_loss(st.loss))
+            .map_err(s)
     }
 
     /// Influence of every training image on the predicted class of each image in `xs`
@@ -106,7 +119,8 @@ pub fn forget(model: &Path, dir: &Path, image: &Path, out: &Path, compare: bool)
     let prob = training.problem(&gpu, &m)?;
     let st = &m.settings;
     let t = Instant::now();
-    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, Correction::Cg(None), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter)).map_err(s)?;
+    let forgot = pollster::block_on(influence::forget(&gpu, &prob, &m.delta, Correction::Cg(None), index, ForgetTol::Model { cg_tol: st.cg_tol }, st.max_iter))
+        .map_err(s)?;
     let values = pollster::block_on(forgot.delta.read(&gpu)).map_err(s)?;
     let secs = t.elapsed().as_secs_f64();
     let share = forgot.steps.last().map_or(0.0, |s| s.relative_residual);

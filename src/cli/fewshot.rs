@@ -65,7 +65,8 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
     if base.depth == train::Depth::Probe && methods.iter().any(|m| matches!(m, train::Method::Lqf | train::Method::Finetune)) {
         return Err("--depth probe leaves nothing for lqf or finetune to train".into());
     }
-    let (train_set, test_set) = (ImageFolder::scan(&dir.join("train")).map_err(|e| e.to_string())?, ImageFolder::scan(&dir.join("test")).map_err(|e| e.to_string())?);
+    let (train_set, test_set) =
+        (ImageFolder::scan(&dir.join("train")).map_err(|e| e.to_string())?, ImageFolder::scan(&dir.join("test")).map_err(|e| e.to_string())?);
     if train_set.classes != test_set.classes {
         return Err(format!("{}: train/ and test/ have different class folders", dir.display()));
     }
@@ -105,7 +106,14 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
             let (z, labels) = train::gather(&trainf.z, &trainf.labels, &chosen, per);
             data::check_every_class(&labels, &train_set.classes).map_err(|e| e.to_string())?;
             for v in &variants {
-                let mut s = train::Settings { method: v.method, init: match base.init { train::Init::Random { .. } => train::Init::Random { seed }, i => i }, ..base.clone() };
+                let mut s = train::Settings {
+                    method: v.method,
+                    init: match base.init {
+                        train::Init::Random { .. } => train::Init::Random { seed },
+                        i => i,
+                    },
+                    ..base.clone()
+                };
                 if let Some(lr) = v.lr {
                     s.finetune.lr = lr;
                     s.sgd.lr = lr;
@@ -115,13 +123,31 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
                 let run = match pollster::block_on(train::train(&gpu, split, &z, &labels, &s, &mut |p| pl.report(p))) {
                     Ok(m) => {
                         let logits = pollster::block_on(train::predict(&gpu, &m, &testf.z, testf.labels.len(), s.batch)).map_err(|e| e.to_string())?;
-                        Run { method: v.name.clone(), shots: k, seed, accuracy: train::accuracy(&logits, &testf.labels, classes), seconds: t.elapsed().as_secs_f64(), lambda: m.settings.lambda, diverged: false, lambda_scores: m.lambda_scores.clone() }
+                        Run {
+                            method: v.name.clone(),
+                            shots: k,
+                            seed,
+                            accuracy: train::accuracy(&logits, &testf.labels, classes),
+                            seconds: t.elapsed().as_secs_f64(),
+                            lambda: m.settings.lambda,
+                            diverged: false,
+                            lambda_scores: m.lambda_scores.clone(),
+                        }
                     }
                     // A learning rate too large for the method is a result of the table (the
                     // robustness comparison), scored at chance: what that model is worth.
                     Err(lqf::Error::Diverged(why)) => {
                         eprintln!("{} with {k} shots, seed {seed} diverged: {why}", v.name);
-                        Run { method: v.name.clone(), shots: k, seed, accuracy: 1.0 / classes as f64, seconds: t.elapsed().as_secs_f64(), lambda: s.lambda, diverged: true, lambda_scores: Vec::new() }
+                        Run {
+                            method: v.name.clone(),
+                            shots: k,
+                            seed,
+                            accuracy: 1.0 / classes as f64,
+                            seconds: t.elapsed().as_secs_f64(),
+                            lambda: s.lambda,
+                            diverged: true,
+                            lambda_scores: Vec::new(),
+                        }
                     }
                     Err(e) => return Err(format!("{} with {k} shots, seed {seed}: {e}", v.name)),
                 };
@@ -141,16 +167,40 @@ pub fn fewshot(t: &Table<'_>, opts: &TrainOpts) -> Res {
         }
     }
     // Per method and shot count, whether this learning rate has the best mean of its grid.
-    let best = |v: &Variant, k: usize, m: f64| v.lr.is_some() && summary.iter().filter(|(v2, k2, ..)| *k2 == k && v2.method == v.method && v2.lr.is_some()).all(|(_, _, m2, ..)| *m2 <= m);
+    let best = |v: &Variant, k: usize, m: f64| {
+        v.lr.is_some() && summary.iter().filter(|(v2, k2, ..)| *k2 == k && v2.method == v.method && v2.lr.is_some()).all(|(_, _, m2, ..)| *m2 <= m)
+    };
     if json {
         let rs: Vec<String> = runs
             .iter()
             .map(|r| {
-                let scores = if r.lambda_scores.is_empty() { String::new() } else { format!(",\"lambda_scores\":{}", serde_json::to_string(&r.lambda_scores).unwrap_or_default()) };
-                format!("{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}{scores}}}", serde_json::to_string(&r.method).unwrap_or_default(), r.shots, r.seed, r.accuracy, r.seconds, r.lambda, r.diverged)
+                let scores = if r.lambda_scores.is_empty() {
+                    String::new()
+                } else {
+                    format!(",\"lambda_scores\":{}", serde_json::to_string(&r.lambda_scores).unwrap_or_default())
+                };
+                format!(
+                    "{{\"method\":{},\"shots\":{},\"seed\":{},\"accuracy\":{:.6},\"seconds\":{:.3},\"lambda\":{:e},\"diverged\":{}{scores}}}",
+                    serde_json::to_string(&r.method).unwrap_or_default(),
+                    r.shots,
+                    r.seed,
+                    r.accuracy,
+                    r.seconds,
+                    r.lambda,
+                    r.diverged
+                )
             })
             .collect();
-        let ss: Vec<String> = summary.iter().map(|(v, k, a, sd, t, dv)| format!("{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}", serde_json::to_string(&v.name).unwrap_or_default(), best(v, *k, *a))).collect();
+        let ss: Vec<String> = summary
+            .iter()
+            .map(|(v, k, a, sd, t, dv)| {
+                format!(
+                    "{{\"method\":{},\"shots\":{k},\"mean\":{a:.6},\"std\":{sd:.6},\"seconds\":{t:.3},\"diverged\":{dv},\"best_lr\":{}}}",
+                    serde_json::to_string(&v.name).unwrap_or_default(),
+                    best(v, *k, *a)
+                )
+            })
+            .collect();
         println!(
             "{{\"data\":{},\"backbone\":\"{}\",\"depth\":\"{}\",\"test_images\":{},\"runs\":[{}],\"summary\":[{}]}}",
             serde_json::to_string(&dir.display().to_string()).unwrap_or_default(),

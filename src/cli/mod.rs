@@ -14,7 +14,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "lqf", version, about = "LQF fine-tuning on the GPU (Vulkan, Metal, GL; WebGPU in the browser). With no command: a short demo on the bundled sample images.")]
+#[command(
+    name = "lqf",
+    version,
+    about = "LQF fine-tuning on the GPU (Vulkan, Metal, GL; WebGPU in the browser). With no command: a short demo on the bundled sample images."
+)]
 #[command(after_help = "Environment: WGPU_BACKEND=vulkan|metal|gl forces a backend; LQF_WEIGHTS_DIR sets where the backbone weight files are.")]
 struct Cli {
     #[command(subcommand)]
@@ -283,11 +287,19 @@ impl TrainOpts {
         let (lambda, lambda_path) = match self.weight_decay.as_str() {
             "auto" => (lqf::lqf::train::DEFAULT_LAMBDA, lqf::lqf::train::AUTO_LAMBDA_PATH.to_vec()),
             w => {
-                let path: Vec<f32> = w.split(',').map(|v| v.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|_| format!("--weight-decay {w:?}: a number, a comma-separated list, or auto"))?;
+                let path: Vec<f32> = w
+                    .split(',')
+                    .map(|v| v.trim().parse::<f32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("--weight-decay {w:?}: a number, a comma-separated list, or auto"))?;
                 if path.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
                     return Err(format!("--weight-decay {w:?}: values must be finite and non-negative"));
                 }
-                if path.len() == 1 { (path[0], Vec::new()) } else { (lqf::lqf::train::DEFAULT_LAMBDA, path) }
+                if path.len() == 1 {
+                    (path[0], Vec::new())
+                } else {
+                    (lqf::lqf::train::DEFAULT_LAMBDA, path)
+                }
             }
         };
         let init = match self.init.as_str() {
@@ -313,11 +325,29 @@ impl TrainOpts {
         if loss == Loss::CrossEntropy && solver == SolverKind::Cg {
             return Err("--loss cross-entropy makes the problem non-quadratic: use --solver sgd".into());
         }
-        let mut s = Settings { method, depth, alpha: self.alpha, kappa: self.target_scale, loss, lambda, lambda_path, init, batch: self.batch, kfac: self.kfac, kfac_sampling, kfac_positions, solver, cg_tol: self.tol, max_iter: self.iterations, ..Default::default() };
+        let mut s = Settings {
+            method,
+            depth,
+            alpha: self.alpha,
+            kappa: self.target_scale,
+            loss,
+            lambda,
+            lambda_path,
+            init,
+            batch: self.batch,
+            kfac: self.kfac,
+            kfac_sampling,
+            kfac_positions,
+            solver,
+            cg_tol: self.tol,
+            max_iter: self.iterations,
+            ..Default::default()
+        };
         let ft = Finetune::default();
         s.finetune = Finetune { lr: self.lr.unwrap_or(ft.lr), momentum: self.momentum.unwrap_or(ft.momentum), epochs: self.epochs.unwrap_or(ft.epochs), ..ft };
         let sgd = s.sgd;
-        s.sgd = lqf::lqf::Sgd { lr: self.lr.unwrap_or(sgd.lr), momentum: self.momentum.unwrap_or(sgd.momentum), epochs: self.epochs.unwrap_or(sgd.epochs), ..sgd };
+        s.sgd =
+            lqf::lqf::Sgd { lr: self.lr.unwrap_or(sgd.lr), momentum: self.momentum.unwrap_or(sgd.momentum), epochs: self.epochs.unwrap_or(sgd.epochs), ..sgd };
         Ok(s)
     }
 }
@@ -372,11 +402,19 @@ impl ProgressLine {
 
 /// An ImageFolder's training part: DIR/train if it exists.
 fn train_dir(dir: &Path) -> PathBuf {
-    if dir.join("train").is_dir() { dir.join("train") } else { dir.to_path_buf() }
+    if dir.join("train").is_dir() {
+        dir.join("train")
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 fn test_dir(dir: &Path) -> PathBuf {
-    if dir.join("test").is_dir() { dir.join("test") } else { dir.to_path_buf() }
+    if dir.join("test").is_dir() {
+        dir.join("test")
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Warn about skipped files, naming them, with a count.
@@ -398,7 +436,15 @@ fn info() {
         let depths = [Depth::Probe, Depth::Blocks(1), Depth::Blocks(2), Depth::Blocks(3), Depth::Blocks(5), Depth::Blocks(8), Depth::All];
         for d in depths {
             if let Ok((_, hwc)) = lqf::lqf::train::trunk_shape(&def, d) {
-                println!("  {:<18} depth {:<5} {:>4}×{:<3}×{:>4}  {:>8.1} MB", arch.id(), d.to_string(), hwc.h, hwc.w, hwc.c, (hwc.len() * 4 * 1000) as f64 / 1e6);
+                println!(
+                    "  {:<18} depth {:<5} {:>4}×{:<3}×{:>4}  {:>8.1} MB",
+                    arch.id(),
+                    d.to_string(),
+                    hwc.h,
+                    hwc.w,
+                    hwc.c,
+                    (hwc.len() * 4 * 1000) as f64 / 1e6
+                );
             }
         }
     }
@@ -419,9 +465,14 @@ pub fn main() -> i32 {
         Some(Command::Imagenet { backbone, weights, json, images }) => backbone::imagenet(&backbone, weights.as_deref(), json, &images),
         Some(Command::Train { data, out, shots, seed, method, opts }) => train::train(&data, &out, shots, seed, &method, &opts),
         Some(Command::Eval { model, data, json }) => train::eval(&model, &data, json),
-        Some(Command::Predict { model, json, top, explain, data, influence_cg, images }) => train::predict(&model, json, top, &images, explain.zip(data.as_deref()).map(|(k, d)| (k, d, influence_cg))),
+        Some(Command::Predict { model, json, top, explain, data, influence_cg, images }) => {
+            train::predict(&model, json, top, &images, explain.zip(data.as_deref()).map(|(k, d)| (k, d, influence_cg)))
+        }
         Some(Command::Forget { model, data, image, out, compare }) => explain::forget(&model, &data, &image, &out, compare),
-        Some(Command::Fewshot { data, shots, seeds, methods, test_per_class, lrs, tag, json, opts }) => fewshot::fewshot(&fewshot::Table { dir: &data, shots: &shots, seeds: &seeds, methods: &methods, test_per_class, lrs: &lrs, tag: tag.as_deref(), json }, &opts),
+        Some(Command::Fewshot { data, shots, seeds, methods, test_per_class, lrs, tag, json, opts }) => fewshot::fewshot(
+            &fewshot::Table { dir: &data, shots: &shots, seeds: &seeds, methods: &methods, test_per_class, lrs: &lrs, tag: tag.as_deref(), json },
+            &opts,
+        ),
     };
     match result {
         Ok(()) => 0,

@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Features of `items`, trained on, with progress: (model, features, seconds).
-fn fit(gpu: &Gpu, net: &Backbone, settings: &Settings, items: &[(PathBuf, u32)], classes: &[String], pl: &mut ProgressLine) -> Result<(Trained, data::Features, f64), String> {
+fn fit(
+    gpu: &Gpu,
+    net: &Backbone,
+    settings: &Settings,
+    items: &[(PathBuf, u32)],
+    classes: &[String],
+    pl: &mut ProgressLine,
+) -> Result<(Trained, data::Features, f64), String> {
     let split = train::split(net, settings.effective_depth(), classes.len(), settings.effective_alpha()).map_err(s)?;
     let t = Instant::now();
     let feats = pollster::block_on(data::trunk_features(gpu, net, split.trunk_end, items, &mut |p| pl.report(p))).map_err(s)?;
@@ -26,7 +33,8 @@ fn describe(m: &Trained, n: usize, classes: usize, secs: f64) -> String {
     let mut d = format!("{} on {n} images of {classes} classes, depth {:?}, λ {:e}", super::method_name(st.method), st.effective_depth(), st.lambda);
     match m.lambda_origin() {
         train::LambdaOrigin::CrossValidated => {
-            let path: Vec<String> = m.lambda_scores.iter().map(|s| format!("{:e}: loss {:.3} ± {:.3}, {:.1}%", s.lambda, s.loss, s.se, 100.0 * s.accuracy)).collect();
+            let path: Vec<String> =
+                m.lambda_scores.iter().map(|s| format!("{:e}: loss {:.3} ± {:.3}, {:.1}%", s.lambda, s.loss, s.se, 100.0 * s.accuracy)).collect();
             d += &format!(" (chosen by 5-fold cross-validation: {})", path.join(", "));
         }
         train::LambdaOrigin::NotCrossValidated => d += " (not cross-validated: no class has 3 images; the default λ was used)",
@@ -89,7 +97,8 @@ pub struct Report {
 
 impl Report {
     fn json(&self) -> String {
-        let per: Vec<String> = self.per_class.iter().filter_map(|(c, a)| a.map(|a| format!("{}:{a:.6}", serde_json::to_string(c).unwrap_or_default()))).collect();
+        let per: Vec<String> =
+            self.per_class.iter().filter_map(|(c, a)| a.map(|a| format!("{}:{a:.6}", serde_json::to_string(c).unwrap_or_default()))).collect();
         let conf: Vec<String> = self.confusion.iter().map(|r| format!("[{}]", r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))).collect();
         format!("{{\"accuracy\":{:.6},\"n\":{},\"per_class\":{{{}}},\"confusion\":[{}]}}", self.accuracy, self.n, per.join(","), conf.join(","))
     }
@@ -176,7 +185,8 @@ pub fn predict(model: &Path, json: bool, top: usize, images: &[PathBuf], explain
         let best: Vec<(usize, f32)> = order.into_iter().take(top.max(1)).map(|j| (j, row[j])).collect();
         let why = whys.get(i);
         if json {
-            let items: Vec<String> = best.iter().map(|&(j, v)| format!("{{\"class\":{},\"score\":{v:.6}}}", serde_json::to_string(&file.classes[j]).unwrap_or_default())).collect();
+            let items: Vec<String> =
+                best.iter().map(|&(j, v)| format!("{{\"class\":{},\"score\":{v:.6}}}", serde_json::to_string(&file.classes[j]).unwrap_or_default())).collect();
             let why = why.as_ref().map(|w| format!(",\"explain\":{}", w.json(&file.classes))).unwrap_or_default();
             records.push(format!("{{\"image\":{},\"top\":[{}]{why}}}", serde_json::to_string(&p.display().to_string()).unwrap_or_default(), items.join(",")));
         } else {
@@ -206,10 +216,17 @@ pub fn demo() -> Res {
     let gpu = open()?;
     let net = load_backbone(&gpu, lqf::model::Arch::MobileNetV2, None)?;
     let mut pl = ProgressLine::new();
-    for settings in [Settings { method: train::Method::Ridge, ..Default::default() }, Settings { depth: Depth::Blocks(1), max_iter: 20, ..Default::default() }] {
+    for settings in [Settings { method: train::Method::Ridge, ..Default::default() }, Settings { depth: Depth::Blocks(1), max_iter: 20, ..Default::default() }]
+    {
         let (m, feats, secs) = fit(&gpu, &net, &settings, &folder.items, &folder.classes, &mut pl)?;
         let r = evaluate(&gpu, &net, &m, &folder.classes, &root.join("test"), &mut pl)?;
-        println!("{}: test accuracy {:.1}% on {} images ({})", method_name(settings.method), 100.0 * r.accuracy, r.n, describe(&m, feats.labels.len(), folder.classes.len(), secs));
+        println!(
+            "{}: test accuracy {:.1}% on {} images ({})",
+            method_name(settings.method),
+            100.0 * r.accuracy,
+            r.n,
+            describe(&m, feats.labels.len(), folder.classes.len(), secs)
+        );
     }
     Ok(())
 }

@@ -36,10 +36,7 @@ pub fn axpby<T: Real>(alpha: T, x: &[T], beta: T, y: &[T]) -> Vec<T> {
 
 /// r = f − κ·onehot(label), row by row over `[rows, classes]`.
 pub fn mse_residual<T: Real>(f: &[T], labels: &[u32], classes: usize, kappa: T) -> Vec<T> {
-    f.iter()
-        .enumerate()
-        .map(|(i, &v)| if labels[i / classes] as usize == i % classes { v - kappa } else { v })
-        .collect()
+    f.iter().enumerate().map(|(i, &v)| if labels[i / classes] as usize == i % classes { v - kappa } else { v }).collect()
 }
 
 /// Mean over the pixels of an NHWC tensor: `[n, hw, c]` → `[n, c]`.

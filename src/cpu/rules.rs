@@ -3,15 +3,7 @@ use super::{conv, elementwise as ew, Real};
 use crate::ops::ConvSpec;
 
 /// `(y, ẏ)` of a convolution; `x_dot = None` means a zero input tangent.
-pub fn conv_jvp<T: Real>(
-    s: &ConvSpec,
-    x: &[T],
-    x_dot: Option<&[T]>,
-    w0: &[T],
-    b0: Option<&[T]>,
-    dw: &[T],
-    db: Option<&[T]>,
-) -> (Vec<T>, Vec<T>) {
+pub fn conv_jvp<T: Real>(s: &ConvSpec, x: &[T], x_dot: Option<&[T]>, w0: &[T], b0: Option<&[T]>, dw: &[T], db: Option<&[T]>) -> (Vec<T>, Vec<T>) {
     let y = conv::conv2d(s, x, w0, b0);
     let mut y_dot = conv::conv2d(s, x, dw, db);
     if let Some(xd) = x_dot {

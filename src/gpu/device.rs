@@ -81,12 +81,7 @@ impl Gpu {
             name: if info.name.is_empty() { "unnamed adapter".into() } else { info.name.clone() },
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: [info.driver.as_str(), info.driver_info.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" "),
+            driver: [info.driver.as_str(), info.driver_info.as_str()].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" "),
         };
         // Ask for the adapter's own storage limits: the defaults (128 MiB bindings) are too small
         // for 2048x2048 K-FAC work on some devices, and asking for more than it has fails.
@@ -170,9 +165,7 @@ impl Gpu {
     /// Block natively until submitted work is done (no-op in the browser, where the event loop drives it).
     pub fn wait(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
         self.check_alive()
     }
 }

@@ -42,40 +42,22 @@ impl<'g> Recorder<'g> {
     }
 
     /// One dispatch. Storage tensors bind at 0..n in order; the uniform `params` (if not empty) at n.
-    pub(crate) fn dispatch(
-        &mut self,
-        shader: Shader,
-        entry: &'static str,
-        constants: &[(&str, f64)],
-        storage: &[&Tensor],
-        params: &[u8],
-        groups: [u32; 3],
-    ) {
+    pub(crate) fn dispatch(&mut self, shader: Shader, entry: &'static str, constants: &[(&str, f64)], storage: &[&Tensor], params: &[u8], groups: [u32; 3]) {
         if groups.contains(&0) {
             return;
         }
         let gpu = self.gpu;
         let pipeline = gpu.pipelines.get(&gpu.device, shader, entry, constants);
         let uniform = (!params.is_empty()).then(|| {
-            gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+            gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: params, usage: wgpu::BufferUsages::UNIFORM })
         });
-        let mut entries: Vec<wgpu::BindGroupEntry> = storage
-            .iter()
-            .enumerate()
-            .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buf.as_entire_binding() })
-            .collect();
+        let mut entries: Vec<wgpu::BindGroupEntry> =
+            storage.iter().enumerate().map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buf.as_entire_binding() }).collect();
         if let Some(u) = &uniform {
             entries.push(wgpu::BindGroupEntry { binding: storage.len() as u32, resource: u.as_entire_binding() });
         }
-        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let bind =
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &pipeline.get_bind_group_layout(0), entries: &entries });
         let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[]);

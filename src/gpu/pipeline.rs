@@ -12,10 +12,8 @@ pub struct Shader {
 
 macro_rules! shader {
     ($id:ident, $file:literal) => {
-        pub const $id: Shader = Shader {
-            name: $file,
-            source: concat!(include_str!("../../shaders/common.wgsl"), include_str!(concat!("../../shaders/", $file))),
-        };
+        pub const $id: Shader =
+            Shader { name: $file, source: concat!(include_str!("../../shaders/common.wgsl"), include_str!(concat!("../../shaders/", $file))) };
     };
 }
 shader!(GEMM, "gemm.wgsl");
@@ -41,13 +39,7 @@ pub struct PipelineCache {
 }
 
 impl PipelineCache {
-    pub fn get(
-        &self,
-        device: &wgpu::Device,
-        shader: Shader,
-        entry: &'static str,
-        constants: &[(&str, f64)],
-    ) -> wgpu::ComputePipeline {
+    pub fn get(&self, device: &wgpu::Device, shader: Shader, entry: &'static str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
         let key: Key = (shader.name, entry, format!("{constants:?}"));
         let mut pipes = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipes.get(&key) {
@@ -57,10 +49,7 @@ impl PipelineCache {
         let module = modules
             .entry(shader.name)
             .or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                };
+                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source.into()) };
                 // Bounds checks stay on. Loop bounding (an extra counter and branch in every loop,
                 // wgpu's guard against infinite loops in untrusted shaders) is off: it costs ~10%
                 // in the GEMM inner loop on lavapipe (15.9 -> 17.6 GFLOP/s at 1024³, interleaved

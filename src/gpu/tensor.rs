@@ -19,9 +19,7 @@ impl Tensor {
     }
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
     /// The most images one pass can hold when its largest tensor has `values_per_image` f32
@@ -44,12 +42,7 @@ impl Gpu {
     /// A zero-filled tensor of `len` elements.
     pub fn zeros(&self, len: usize) -> Result<Tensor> {
         let size = self.check_size(len)?;
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size,
-            usage: STORAGE,
-            mapped_at_creation: false,
-        });
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage: STORAGE, mapped_at_creation: false });
         Ok(Tensor { buf, len })
     }
 
@@ -66,11 +59,7 @@ impl Gpu {
         if bytes.is_empty() {
             return self.zeros(0);
         }
-        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytes,
-            usage: STORAGE,
-        });
+        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage: STORAGE });
         Ok(Tensor { buf, len })
     }
 
@@ -114,14 +103,8 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait()?;
-        rx.await
-            .map_err(|_| Error::Readback("the map callback was dropped".into()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .to_vec();
+        rx.await.map_err(|_| Error::Readback("the map callback was dropped".into()))?.map_err(|e| Error::Readback(e.to_string()))?;
+        let data = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?.to_vec();
         staging.unmap();
         Ok(data)
     }

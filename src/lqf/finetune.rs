@@ -39,7 +39,15 @@ pub fn add(gpu: &Gpu, theta0: &ParamSet, delta: &ParamSet) -> Result<ParamSet> {
 /// The mini-batch's mean gradient is accumulated over as many passes as the adapter needs
 /// (`LinearizedNet::fit_batch`), so the batch size stays the optimiser's setting.
 #[allow(clippy::too_many_arguments)]
-pub async fn step(gpu: &Gpu, net: &LinearizedNet, theta: &ParamSet, v: &ParamSet, z: &[f32], labels: &[u32], ft: &Finetune) -> Result<(ParamSet, ParamSet, f64)> {
+pub async fn step(
+    gpu: &Gpu,
+    net: &LinearizedNet,
+    theta: &ParamSet,
+    v: &ParamSet,
+    z: &[f32],
+    labels: &[u32],
+    ft: &Finetune,
+) -> Result<(ParamSet, ParamSet, f64)> {
     let b = labels.len();
     let (per, lens) = (net.input.len(), net.param_lens());
     let (grad, v2, theta2) = (ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?, ParamSet::zeros(gpu, &lens)?);
@@ -69,7 +77,16 @@ pub async fn step(gpu: &Gpu, net: &LinearizedNet, theta: &ParamSet, v: &ParamSet
 
 /// Fine-tune from θ0 on trunk features `z` (`[n, …]`, host) and returns Δ = θ − θ0.
 #[allow(clippy::too_many_arguments)]
-pub async fn finetune(gpu: &Gpu, net: &LinearizedNet, theta0: &ParamSet, z: &[f32], labels: &[u32], batch: usize, ft: &Finetune, progress: OnProgress<'_>) -> Result<ParamSet> {
+pub async fn finetune(
+    gpu: &Gpu,
+    net: &LinearizedNet,
+    theta0: &ParamSet,
+    z: &[f32],
+    labels: &[u32],
+    batch: usize,
+    ft: &Finetune,
+    progress: OnProgress<'_>,
+) -> Result<ParamSet> {
     let n = labels.len();
     let per = net.input.len();
     if n == 0 || z.len() != n * per {

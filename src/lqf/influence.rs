@@ -76,7 +76,15 @@ impl Influence {
 
 /// Influences of the training set of `prob` (solved at `delta`) on classes `classes` of the
 /// test image with trunk features `x` (one image).
-pub async fn influence(gpu: &Gpu, prob: &Problem<'_>, delta: &ParamSet, kfac: Option<&Kfac>, x: &Tensor, classes: &[usize], inverse: InverseHessian) -> Result<Vec<Influence>> {
+pub async fn influence(
+    gpu: &Gpu,
+    prob: &Problem<'_>,
+    delta: &ParamSet,
+    kfac: Option<&Kfac>,
+    x: &Tensor,
+    classes: &[usize],
+    inverse: InverseHessian,
+) -> Result<Vec<Influence>> {
     require_quadratic(prob.loss, "explaining a prediction")?;
     let (net, c) = (prob.net, prob.net.classes);
     if x.len != net.input.len() {
@@ -160,14 +168,31 @@ pub enum Correction<'b> {
 /// problem: on 50 photos at λ = 0.5, with 20 directions, 9 / 13 / 21 H products cut the image's
 /// effect to 0.3 / 0.1 / 0.03, against 17 / 23 / 37 for plain CG on the share and 35 / 44 / 55
 /// for retraining (docs/RESULTS.md).
-pub async fn forget<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correction: Correction<'_>, index: usize, tol: ForgetTol, max_iter: usize) -> Result<Forgotten<'a>> {
+pub async fn forget<'a>(
+    gpu: &Gpu,
+    prob: &Problem<'a>,
+    delta: &ParamSet,
+    correction: Correction<'_>,
+    index: usize,
+    tol: ForgetTol,
+    max_iter: usize,
+) -> Result<Forgotten<'a>> {
     forget_traced(gpu, prob, delta, correction, index, tol, max_iter, |_, _| {}).await
 }
 
 /// `forget`, with `on_iterate` seeing every iterate δ_k of the correction (the forgotten
 /// model after k products is Δ* + δ_k).
 #[allow(clippy::too_many_arguments)]
-pub async fn forget_traced<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, correction: Correction<'_>, index: usize, tol: ForgetTol, max_iter: usize, on_iterate: impl FnMut(Step, &ParamSet)) -> Result<Forgotten<'a>> {
+pub async fn forget_traced<'a>(
+    gpu: &Gpu,
+    prob: &Problem<'a>,
+    delta: &ParamSet,
+    correction: Correction<'_>,
+    index: usize,
+    tol: ForgetTol,
+    max_iter: usize,
+    on_iterate: impl FnMut(Step, &ParamSet),
+) -> Result<Forgotten<'a>> {
     require_quadratic(prob.loss, "forgetting an image")?;
     let problem = prob.without(gpu, index)?;
     let (grad_j, _) = prob.only(gpu, index)?.gradient(gpu, delta).await?;
@@ -180,7 +205,11 @@ pub async fn forget_traced<'a>(gpu: &Gpu, prob: &Problem<'a>, delta: &ParamSet, 
             let (rest, b) = prob.gradient_norms(gpu, delta).await?;
             let remainder = (rest / b).max(cg_tol);
             let share = ParamSet::dot(gpu, &g, &g).await?.sqrt() / b;
-            if share > 0.0 { (FORGET_SHARE_OF_REMAINDER * remainder / share).min(FORGET_SHARE_MAX) } else { FORGET_SHARE_MAX }
+            if share > 0.0 {
+                (FORGET_SHARE_OF_REMAINDER * remainder / share).min(FORGET_SHARE_MAX)
+            } else {
+                FORGET_SHARE_MAX
+            }
         }
     };
     let (step, steps, basis) = match correction {

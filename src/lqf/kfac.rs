@@ -51,8 +51,8 @@ use crate::error::Result;
 use crate::gpu::kernels::gemm::{gemm, Gemm};
 pub use crate::gpu::kernels::kfac::Positions;
 use crate::gpu::kernels::{elementwise, kfac as kernels, reduce, spd};
-use crate::ops::ConvSpec;
 use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::ops::ConvSpec;
 
 /// (din, dout) of the Kronecker factors of ParamSet pair `index`, if it is a dense layer K-FAC covers.
 pub fn factor_dims(net: &LinearizedNet, index: usize) -> Option<(usize, usize)> {
@@ -81,7 +81,8 @@ pub fn factor_block(net: &LinearizedNet, index: usize) -> Option<Block> {
     }
     let d = c.k * c.k + 1;
     if c.groups == c.cin && c.cin == c.cout && d <= kernels::MAX_BLOCK {
-        let spec = ConvSpec { batch: 1, in_h: c.k, in_w: c.k, cin: c.cin, cout: c.cout, kh: c.k, kw: c.k, stride: c.stride, groups: c.groups, padding: c.padding };
+        let spec =
+            ConvSpec { batch: 1, in_h: c.k, in_w: c.k, cin: c.cin, cout: c.cout, kh: c.k, kw: c.k, stride: c.stride, groups: c.groups, padding: c.padding };
         return Some(Block::Depthwise { spec, d });
     }
     None
@@ -205,12 +206,17 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
                     };
                     // The output side is the same for both blocks: rows of gradients and their scale.
                     let cout = layer.grad.len / rows;
-                    let (grad, g_rows, g_scale) = if reduced { (pooled(rec, layer.grad, cout)?, b.n, (t * t) as f32 / n_total) } else { (layer.grad.clone(), rows, 1.0 / n_total) };
+                    let (grad, g_rows, g_scale) =
+                        if reduced { (pooled(rec, layer.grad, cout)?, b.n, (t * t) as f32 / n_total) } else { (layer.grad.clone(), rows, 1.0 / n_total) };
                     match block {
                         Block::Dense { din, dout } => {
                             gemm(rec, &gemm_at(dout, dout, g_rows, dout, dout, dout, 0, g_scale), &grad, &grad, ga)?;
                             if pass == 0 {
-                                let (input, a_rows, a_scale) = if reduced { (pooled(rec, layer.input, din - 1)?, b.n, 1.0 / n_total) } else { (layer.input.clone(), rows, 1.0 / (n_total * t as f32)) };
+                                let (input, a_rows, a_scale) = if reduced {
+                                    (pooled(rec, layer.input, din - 1)?, b.n, 1.0 / n_total)
+                                } else {
+                                    (layer.input.clone(), rows, 1.0 / (n_total * t as f32))
+                                };
                                 let ones = rec.gpu().upload(&vec![1.0; a_rows])?;
                                 accumulate_a(rec, &input, &ones, a_rows, din - 1, aa, a_scale)?;
                             }
@@ -220,7 +226,11 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
                             if pass == 0 {
                                 let s = layer.spec.unwrap_or(spec);
                                 // The kernel sums the patches (not their mean), hence 1/t².
-                                let (mode, a_scale) = if reduced { (Positions::Reduce, 1.0 / (n_total * (t * t) as f32)) } else { (Positions::Expand, 1.0 / (n_total * t as f32)) };
+                                let (mode, a_scale) = if reduced {
+                                    (Positions::Reduce, 1.0 / (n_total * (t * t) as f32))
+                                } else {
+                                    (Positions::Expand, 1.0 / (n_total * t as f32))
+                                };
                                 kernels::depthwise_patch_stats(rec, &s, layer.input, aa, a_scale, 1.0, mode)?;
                             }
                         }
@@ -232,16 +242,31 @@ pub async fn statistics_with(gpu: &Gpu, prob: &Problem<'_>, estimate: Estimate) 
     }
     let mut out = Factors { a: Vec::new(), g: Vec::new() };
     for (a, g) in a_acc.iter().zip(&g_acc) {
-        out.a.push(match a { Some(t) => Some(gpu.read(t).await?), None => None });
-        out.g.push(match g { Some(t) => Some(gpu.read(t).await?), None => None });
+        out.a.push(match a {
+            Some(t) => Some(gpu.read(t).await?),
+            None => None,
+        });
+        out.g.push(match g {
+            Some(t) => Some(gpu.read(t).await?),
+            None => None,
+        });
     }
     Ok(out)
 }
 
 enum Inverse {
-    Dense { din: usize, dout: usize, a_inv: Tensor, g_inv: Tensor },
+    Dense {
+        din: usize,
+        dout: usize,
+        a_inv: Tensor,
+        g_inv: Tensor,
+    },
     /// `a_inv` `[C, d, d]`, `g_inv` `[C]` (scalars).
-    Depthwise { spec: ConvSpec, a_inv: Tensor, g_inv: Tensor },
+    Depthwise {
+        spec: ConvSpec,
+        a_inv: Tensor,
+        g_inv: Tensor,
+    },
 }
 
 /// The index a uniform draw `u` ∈ [0, 1) picks from probabilities `p`.

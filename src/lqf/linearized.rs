@@ -7,7 +7,11 @@
 //! at θ0 into parameter space (Jᵀ·g). Both recompute the primal: nothing per image is kept.
 use super::params::ParamSet;
 use crate::error::{shape_err, Result};
-use crate::gpu::kernels::{conv, elementwise, gemm::{gemm, gemm_fused, Epilogue, Gemm}, reduce};
+use crate::gpu::kernels::{
+    conv, elementwise,
+    gemm::{gemm, gemm_fused, Epilogue, Gemm},
+    reduce,
+};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::model::arch::ConvDef;
 use crate::model::backbone::Hwc;
@@ -167,7 +171,12 @@ impl LinearizedNet {
         nn::pool_jvp(rec, batch, shape.h * shape.w, shape.c, &a, &a_dot, &p, &p_dot)?;
         // Classifier: f = p·W0 + b0;  ḟ = ṗ·W0 + p·ΔW + Δb.
         let nc = self.classes;
-        let (w0, b0, dw, db) = (&theta0.tensors[2 * self.convs.len()], &theta0.tensors[2 * self.convs.len() + 1], &delta.tensors[2 * self.convs.len()], &delta.tensors[2 * self.convs.len() + 1]);
+        let (w0, b0, dw, db) = (
+            &theta0.tensors[2 * self.convs.len()],
+            &theta0.tensors[2 * self.convs.len() + 1],
+            &delta.tensors[2 * self.convs.len()],
+            &delta.tensors[2 * self.convs.len() + 1],
+        );
         let (f, f_dot) = (gpu.zeros(batch * nc)?, gpu.zeros(batch * nc)?);
         let g = Gemm::new(batch, nc, shape.c);
         gemm_fused(rec, &g, &p, w0, &f, Epilogue { bias: Some(b0), act: None })?;

@@ -17,4 +17,3 @@ pub use linearized::{LinBlock, LinearizedNet};
 pub use params::ParamSet;
 pub use progress::{Phase, Progress};
 pub use solver::{Loss, Problem, Sgd};
-

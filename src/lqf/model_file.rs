@@ -96,7 +96,12 @@ impl ModelFile {
         let delta: Vec<Vec<f32>> = (0..lens.len()).map(|i| take(&format!("delta.{i}"))).collect::<Result<_>>()?;
         let c = classes.len();
         if c < 2 || b0.len() != c || w0.len() % c != 0 || delta.iter().map(Vec::len).ne(lens.iter().cloned()) {
-            return Err(bad(format!("inconsistent shapes: {c} classes, classifier {} + {}, delta {:?} vs {lens:?}", w0.len(), b0.len(), delta.iter().map(Vec::len).collect::<Vec<_>>())));
+            return Err(bad(format!(
+                "inconsistent shapes: {c} classes, classifier {} + {}, delta {:?} vs {lens:?}",
+                w0.len(),
+                b0.len(),
+                delta.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
         }
         if delta.iter().chain([&w0, &b0]).any(|t| t.iter().any(|v| !v.is_finite())) {
             return Err(bad("the model holds NaN or infinite values"));

@@ -2,7 +2,11 @@
 //! every browser tool offers, and one of LQF's classifier initialisations) and the
 //! logistic-regression probe (cross-entropy), both on the GPU.
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{elementwise, gemm::{gemm, Gemm}, reduce, spd};
+use crate::gpu::kernels::{
+    elementwise,
+    gemm::{gemm, Gemm},
+    reduce, spd,
+};
 use crate::gpu::Gpu;
 
 /// X = [P, 1] (`[n, f + 1]`) and κ·onehot(labels) (`[n, classes]`).

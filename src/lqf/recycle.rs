@@ -161,7 +161,15 @@ impl Problem<'_> {
     }
 
     /// `solve_linear_deflated`, with `on_iterate` seeing every iterate and its step.
-    pub async fn solve_linear_deflated_traced(&self, gpu: &Gpu, b: &ParamSet, basis: &KrylovBasis, tol: f64, max_iter: usize, mut on_iterate: impl FnMut(Step, &ParamSet)) -> Result<(ParamSet, Vec<Step>)> {
+    pub async fn solve_linear_deflated_traced(
+        &self,
+        gpu: &Gpu,
+        b: &ParamSet,
+        basis: &KrylovBasis,
+        tol: f64,
+        max_iter: usize,
+        mut on_iterate: impl FnMut(Step, &ParamSet),
+    ) -> Result<(ParamSet, Vec<Step>)> {
         require_quadratic(self.loss, "the deflated conjugate-gradient solver")?;
         let bnorm = ParamSet::dot(gpu, b, b).await?.sqrt();
         let mut steps = Vec::new();

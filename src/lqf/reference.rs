@@ -15,7 +15,18 @@ pub fn jvp<T: Real>(net: &LinearizedNet, theta0: &[Vec<T>], z: &[T], batch: usiz
         let (block_in, block_in_dot) = (a.clone(), a_dot.clone());
         for &k in &block.convs {
             let c = &net.convs[k];
-            let s = ConvSpec { batch, in_h: shape.h, in_w: shape.w, cin: c.cin, cout: c.cout, kh: c.k, kw: c.k, stride: c.stride, groups: c.groups, padding: c.padding };
+            let s = ConvSpec {
+                batch,
+                in_h: shape.h,
+                in_w: shape.w,
+                cin: c.cin,
+                cout: c.cout,
+                kh: c.k,
+                kw: c.k,
+                stride: c.stride,
+                groups: c.groups,
+                padding: c.padding,
+            };
             let g = s.validate().expect("valid spec");
             let (u, u_dot) = rules::conv_jvp(&s, &a, a_dot.as_deref(), &theta0[2 * k], Some(&theta0[2 * k + 1]), &delta[2 * k], Some(&delta[2 * k + 1]));
             (a, a_dot) = if c.act {

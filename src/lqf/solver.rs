@@ -21,9 +21,9 @@
 //! Both report ‖∇L(Δ)‖/‖∇L(0)‖ (for CG, its relative residual ‖b − HΔ‖/‖b‖) and the loss, and
 //! both stop with `Error::Diverged` on NaN/Inf, non-positive curvature or a growing loss.
 use super::kfac::Kfac;
-use super::recycle::KrylovBasis;
 use super::linearized::LinearizedNet;
 use super::params::{dot_sum, ParamSet};
+use super::recycle::KrylovBasis;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{elementwise, reduce};
 use crate::gpu::{Gpu, Tensor};
@@ -123,7 +123,9 @@ async fn data_loss(gpu: &Gpu, loss: Loss, parts: &[Residual]) -> Result<f64> {
 pub fn require_quadratic(loss: Loss, what: &str) -> Result<()> {
     match loss {
         Loss::Mse => Ok(()),
-        Loss::CrossEntropy => Err(Error::InvalidArgument(format!("{what} needs the quadratic (MSE) problem; a cross-entropy model is trained with the SGD solver and cannot be explained or forgotten"))),
+        Loss::CrossEntropy => Err(Error::InvalidArgument(format!(
+            "{what} needs the quadratic (MSE) problem; a cross-entropy model is trained with the SGD solver and cannot be explained or forgotten"
+        ))),
     }
 }
 
@@ -173,13 +175,32 @@ fn check_loss(loss: f64, first: f64, what: &str, it: usize) -> Result<()> {
 impl<'a> Problem<'a> {
     /// Build mini-batches from features `z` (`[n, h, w, c]` per image, host memory) and labels.
     #[allow(clippy::too_many_arguments)]
-    pub async fn new(gpu: &Gpu, net: &'a LinearizedNet, theta0: &'a ParamSet, z: &[f32], labels: &[u32], batch: usize, kappa: f32, lambda: f32) -> Result<Problem<'a>> {
+    pub async fn new(
+        gpu: &Gpu,
+        net: &'a LinearizedNet,
+        theta0: &'a ParamSet,
+        z: &[f32],
+        labels: &[u32],
+        batch: usize,
+        kappa: f32,
+        lambda: f32,
+    ) -> Result<Problem<'a>> {
         Self::with_feature_budget(gpu, net, theta0, z, labels, batch, kappa, lambda, GPU_FEATURE_BUDGET).await
     }
 
     /// As `new`, keeping at most `budget` bytes of trunk features on the GPU.
     #[allow(clippy::too_many_arguments)]
-    pub async fn with_feature_budget(gpu: &Gpu, net: &'a LinearizedNet, theta0: &'a ParamSet, z: &[f32], labels: &[u32], batch: usize, kappa: f32, lambda: f32, budget: u64) -> Result<Problem<'a>> {
+    pub async fn with_feature_budget(
+        gpu: &Gpu,
+        net: &'a LinearizedNet,
+        theta0: &'a ParamSet,
+        z: &[f32],
+        labels: &[u32],
+        batch: usize,
+        kappa: f32,
+        lambda: f32,
+        budget: u64,
+    ) -> Result<Problem<'a>> {
         let per = net.input.len();
         let n = labels.len();
         if z.len() != n * per || n == 0 {
@@ -455,7 +476,15 @@ impl<'a> Problem<'a> {
 
     /// `solve_linear`, with `on_iterate` seeing every iterate (diagnostics measure each one's
     /// distance to a reference; the sets are never written after they are handed out).
-    pub async fn solve_linear_traced(&self, gpu: &Gpu, b: &ParamSet, precond: Option<&Kfac>, tol: f64, max_iter: usize, on_iterate: impl FnMut(Step, &ParamSet)) -> Result<(ParamSet, Vec<Step>)> {
+    pub async fn solve_linear_traced(
+        &self,
+        gpu: &Gpu,
+        b: &ParamSet,
+        precond: Option<&Kfac>,
+        tol: f64,
+        max_iter: usize,
+        on_iterate: impl FnMut(Step, &ParamSet),
+    ) -> Result<(ParamSet, Vec<Step>)> {
         self.cg(gpu, b, 0.0, None, precond, tol, max_iter, None, on_iterate).await
     }
 
@@ -535,7 +564,15 @@ impl<'a> Problem<'a> {
     /// K-FAC-preconditioned SGD with momentum over the mini-batches, in a seeded order each
     /// epoch: v ← μv + M⁻¹g_B, Δ ← Δ − ηv. Stops when ‖∇L‖/‖∇L(0)‖ ≤ `tol` (checked with the
     /// full gradient at the start of every epoch) or after `sgd.epochs` epochs.
-    pub async fn solve_sgd(&self, gpu: &Gpu, start: Option<&ParamSet>, precond: Option<&Kfac>, sgd: &Sgd, tol: f64, mut on_step: impl FnMut(Step)) -> Result<(ParamSet, Vec<Step>)> {
+    pub async fn solve_sgd(
+        &self,
+        gpu: &Gpu,
+        start: Option<&ParamSet>,
+        precond: Option<&Kfac>,
+        sgd: &Sgd,
+        tol: f64,
+        mut on_step: impl FnMut(Step),
+    ) -> Result<(ParamSet, Vec<Step>)> {
         if !(sgd.lr > 0.0 && sgd.lr.is_finite() && (0.0..1.0).contains(&sgd.momentum)) {
             return Err(Error::InvalidArgument(format!("SGD needs a positive learning rate and momentum in [0, 1), got {} and {}", sgd.lr, sgd.momentum)));
         }

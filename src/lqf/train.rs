@@ -1,9 +1,9 @@
 //! From a pretrained backbone to a trained linearized model: split the network, cache the trunk's
 //! features, initialise the classifier, solve, predict.
-use super::linearized::{LinBlock, LinearizedNet};
-use super::params::ParamSet;
 use super::finetune::Finetune;
 use super::kfac::{self, Kfac};
+use super::linearized::{LinBlock, LinearizedNet};
+use super::params::ParamSet;
 use super::probe;
 use super::progress::{OnProgress, Phase, Progress};
 use super::recycle::KrylovBasis;
@@ -371,7 +371,15 @@ pub struct LambdaScore {
 }
 
 /// The classifier at θ0 for features `z` of the split.
-async fn init_classifier(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], s: &Settings, init: Init, progress: OnProgress<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+async fn init_classifier(
+    gpu: &Gpu,
+    split: &Split,
+    z: &[f32],
+    labels: &[u32],
+    s: &Settings,
+    init: Init,
+    progress: OnProgress<'_>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let (c, f) = (split.net.classes, split.net.features);
     progress(Progress::new(Phase::Init, 0, 1));
     let out = match init {
@@ -414,12 +422,20 @@ pub fn require_two_classes(labels: &[u32]) -> Result<()> {
 }
 
 /// One LQF solve with the configured solver; CG keeps its directions within `basis_budget`.
-async fn solve(gpu: &Gpu, prob: &Problem<'_>, start: Option<&ParamSet>, kfac: Option<&Kfac>, s: &Settings, progress: OnProgress<'_>) -> Result<(ParamSet, Vec<Step>, Option<KrylovBasis>)> {
+async fn solve(
+    gpu: &Gpu,
+    prob: &Problem<'_>,
+    start: Option<&ParamSet>,
+    kfac: Option<&Kfac>,
+    s: &Settings,
+    progress: OnProgress<'_>,
+) -> Result<(ParamSet, Vec<Step>, Option<KrylovBasis>)> {
     let total = match s.solver {
         SolverKind::Cg => s.max_iter,
         SolverKind::Sgd => s.sgd.epochs,
     };
-    let mut report = |st: Step| progress(Progress { loss: Some(st.loss), residual: Some(st.relative_residual), ..Progress::new(Phase::Solve, st.iteration, total) });
+    let mut report =
+        |st: Step| progress(Progress { loss: Some(st.loss), residual: Some(st.relative_residual), ..Progress::new(Phase::Solve, st.iteration, total) });
     match s.solver {
         SolverKind::Cg => {
             // A direction and its H product: two parameter vectors of f32.
@@ -557,7 +573,11 @@ pub async fn choose_lambda(gpu: &Gpu, split: &Split, z: &[f32], labels: &[u32], 
 /// classes, or the cross-entropy.
 fn held_out_losses(logits: &[f32], labels: &[u32], c: usize, loss: Loss, kappa: f32) -> Vec<f64> {
     match loss {
-        Loss::Mse => logits.chunks(c).zip(labels).map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { kappa as f64 } else { 0.0 }).powi(2)).sum()).collect(),
+        Loss::Mse => logits
+            .chunks(c)
+            .zip(labels)
+            .map(|(row, &l)| row.iter().enumerate().map(|(k, &v)| (v as f64 - if l as usize == k { kappa as f64 } else { 0.0 }).powi(2)).sum())
+            .collect(),
         Loss::CrossEntropy => probe::cross_entropy_rows(logits, labels, c),
     }
 }
@@ -686,7 +706,13 @@ impl Trained {
     /// Rebuild a trained model from its file on `backbone` (which must be the one it was trained on).
     pub fn from_model_file(gpu: &Gpu, backbone: &Backbone, m: &super::model_file::ModelFile) -> Result<Trained> {
         if m.backbone != backbone.arch() || m.weights_sha256 != backbone.weights_sha256 {
-            return Err(Error::ModelFile(format!("trained on {} weights {}, not on the loaded {} weights {}", m.backbone.id(), m.weights_sha256, backbone.arch().id(), backbone.weights_sha256)));
+            return Err(Error::ModelFile(format!(
+                "trained on {} weights {}, not on the loaded {} weights {}",
+                m.backbone.id(),
+                m.weights_sha256,
+                backbone.arch().id(),
+                backbone.weights_sha256
+            )));
         }
         let split = split(backbone, m.settings.effective_depth(), m.classes.len(), m.settings.effective_alpha())?;
         if m.delta.iter().map(Vec::len).ne(split.net.param_lens()) || m.classifier_weight0.len() != split.net.features * split.net.classes {

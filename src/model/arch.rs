@@ -21,9 +21,10 @@ impl Arch {
     }
 
     pub fn from_id(id: &str) -> Result<Arch> {
-        Arch::ALL.into_iter().find(|a| a.id() == id).ok_or_else(|| {
-            Error::InvalidArgument(format!("unknown backbone {id:?}; expected one of: mobilenet_v2, efficientnet_lite0"))
-        })
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.id() == id)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown backbone {id:?}; expected one of: mobilenet_v2, efficientnet_lite0")))
     }
 
     fn bn_eps(self) -> f32 {
@@ -162,7 +163,18 @@ impl Builder {
     /// `expand` is Some), a k×k depthwise convolution, a linear 1×1 projection; residual when the
     /// shape is kept.
     #[allow(clippy::too_many_arguments)]
-    fn inverted_residual(&mut self, name: String, expand: Option<Names>, dw: Names, project: Names, cin: usize, hidden: usize, cout: usize, k: usize, stride: usize) {
+    fn inverted_residual(
+        &mut self,
+        name: String,
+        expand: Option<Names>,
+        dw: Names,
+        project: Names,
+        cin: usize,
+        hidden: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+    ) {
         let mut convs = Vec::new();
         if let Some((w, bn)) = expand {
             convs.push(self.conv(&w, &bn, cin, hidden, 1, 1, 1, true));
@@ -174,18 +186,7 @@ impl Builder {
 
     #[allow(clippy::too_many_arguments)]
     fn conv(&self, weight: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize, act: bool) -> ConvDef {
-        ConvDef {
-            weight: weight.into(),
-            bn: bn.into(),
-            cin,
-            cout,
-            k,
-            stride,
-            groups,
-            padding: self.arch.padding(k),
-            eps: self.arch.bn_eps(),
-            act,
-        }
+        ConvDef { weight: weight.into(), bn: bn.into(), cin, cout, k, stride, groups, padding: self.arch.padding(k), eps: self.arch.bn_eps(), act }
     }
 }
 

@@ -3,7 +3,11 @@
 use super::arch::{Arch, ArchDef, ConvDef};
 use super::weights::{self, Folded};
 use crate::error::Result;
-use crate::gpu::kernels::{conv, elementwise, gemm::{gemm_fused, Epilogue, Gemm}, reduce};
+use crate::gpu::kernels::{
+    conv, elementwise,
+    gemm::{gemm_fused, Epilogue, Gemm},
+    reduce,
+};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::ops::{ConvSpec, LeakyRelu6};
 use std::ops::Range;
@@ -162,4 +166,3 @@ impl Backbone {
         Ok(out)
     }
 }
-

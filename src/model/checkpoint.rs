@@ -131,9 +131,7 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> Result<NamedTensor> {
     let mut idx = vec![0usize; t.shape.len()];
     for _ in 0..numel {
         let elem = t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
-        let b = storage
-            .get(elem * size..(elem + 1) * size)
-            .ok_or_else(|| bad(format!("{}: storage {} is truncated", t.name, t.storage_key)))?;
+        let b = storage.get(elem * size..(elem + 1) * size).ok_or_else(|| bad(format!("{}: storage {} is truncated", t.name, t.storage_key)))?;
         data.push(conv(b));
         for d in (0..idx.len()).rev() {
             idx[d] += 1;
@@ -182,18 +180,13 @@ pub fn read_torch_legacy(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
         storages.insert(key.clone(), data);
         pos += len;
     }
-    refs.iter()
-        .map(|r| materialise(r, storages.get(&r.storage_key).ok_or_else(|| bad(format!("{}: missing storage", r.name)))?))
-        .collect()
+    refs.iter().map(|r| materialise(r, storages.get(&r.storage_key).ok_or_else(|| bad(format!("{}: missing storage", r.name)))?)).collect()
 }
 
 /// Zip format (torch >= 1.6): `<dir>/data.pkl` plus one stored entry per storage, `<dir>/data/<key>`.
 pub fn read_torch_zip(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
     let entries = super::zip::entries(bytes)?;
-    let (pkl_name, pkl) = entries
-        .iter()
-        .find(|(n, _)| n.ends_with("/data.pkl") || n == "data.pkl")
-        .ok_or_else(|| bad("zip checkpoint without data.pkl"))?;
+    let (pkl_name, pkl) = entries.iter().find(|(n, _)| n.ends_with("/data.pkl") || n == "data.pkl").ok_or_else(|| bad("zip checkpoint without data.pkl"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl");
     let mut pos = 0;
     let root = pickle::load(pkl, &mut pos)?;
@@ -201,11 +194,7 @@ pub fn read_torch_zip(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
     refs.iter()
         .map(|r| {
             let want = format!("{prefix}data/{}", r.storage_key);
-            let data = entries
-                .iter()
-                .find(|(n, _)| *n == want)
-                .map(|(_, d)| *d)
-                .ok_or_else(|| bad(format!("{}: storage entry {want} missing", r.name)))?;
+            let data = entries.iter().find(|(n, _)| *n == want).map(|(_, d)| *d).ok_or_else(|| bad(format!("{}: storage entry {want} missing", r.name)))?;
             materialise(r, data)
         })
         .collect()

@@ -1,13 +1,13 @@
 //! Pretrained backbones: weight files, architectures, preprocessing, and the GPU forward pass.
+pub mod arch;
+pub mod backbone;
 pub mod checkpoint;
 pub mod f16;
 pub mod pickle;
 pub mod preprocess;
 pub mod safetensors;
-mod zip;
-pub mod arch;
-pub mod backbone;
 pub mod weights;
+mod zip;
 
 pub use arch::Arch;
 pub use backbone::Backbone;

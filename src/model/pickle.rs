@@ -100,7 +100,7 @@ pub fn load(data: &[u8], pos: &mut usize) -> Result<Value> {
             0x95 => {
                 take(pos, 8)?; // FRAME
             }
-            b'.' => return pop(&mut stack), // STOP
+            b'.' => return pop(&mut stack),  // STOP
             b'(' => marks.push(stack.len()), // MARK
             b'}' => stack.push(Value::Dict(Vec::new())),
             b']' => stack.push(Value::List(Vec::new())),
@@ -249,9 +249,7 @@ pub fn load(data: &[u8], pos: &mut usize) -> Result<Value> {
                 let args = pop(&mut stack)?;
                 let f = pop(&mut stack)?;
                 let v = match (&f, &args) {
-                    (Value::Global(m, n), Value::Tuple(a)) if m == "collections" && n == "OrderedDict" && a.is_empty() => {
-                        Value::Dict(Vec::new())
-                    }
+                    (Value::Global(m, n), Value::Tuple(a)) if m == "collections" && n == "OrderedDict" && a.is_empty() => Value::Dict(Vec::new()),
                     _ => Value::Call(Box::new(f), Box::new(args)),
                 };
                 stack.push(v)

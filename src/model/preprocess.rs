@@ -25,9 +25,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(img_err(name, "empty file"));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| img_err(name, e))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| img_err(name, e))?;
     if reader.format().is_none() {
         return Err(img_err(name, "not a recognised image (JPEG, PNG, WebP, GIF or BMP)"));
     }

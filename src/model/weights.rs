@@ -60,16 +60,10 @@ pub fn convert(arch: Arch, tensors: &[NamedTensor], source_name: &str, source_sh
     validate(&def, tensors)?;
     let by_name: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let ordered = def.expected_tensors().iter().map(|(n, _)| by_name[n.as_str()].clone()).collect();
-    let metadata = [
-        ("format", FORMAT),
-        ("version", VERSION),
-        ("arch", arch.id()),
-        ("source", source_name),
-        ("source_sha256", source_sha256),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let metadata = [("format", FORMAT), ("version", VERSION), ("arch", arch.id()), ("source", source_name), ("source_sha256", source_sha256)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Ok(safetensors::write(&SafeTensors { tensors: ordered, metadata }, dtype))
 }
 

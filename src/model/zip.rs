@@ -52,8 +52,7 @@ pub fn entries(b: &[u8]) -> Result<Vec<(String, &[u8])>> {
         let extra_len = u16_at(b, p + 30)? as usize;
         let comment_len = u16_at(b, p + 32)? as usize;
         let mut local = u32_at(b, p + 42)? as u64;
-        let name = String::from_utf8(b.get(p + 46..p + 46 + name_len).ok_or_else(|| bad("truncated"))?.to_vec())
-            .map_err(|_| bad("entry name is not UTF-8"))?;
+        let name = String::from_utf8(b.get(p + 46..p + 46 + name_len).ok_or_else(|| bad("truncated"))?.to_vec()).map_err(|_| bad("entry name is not UTF-8"))?;
         // zip64 extra field (id 1): the 0xFFFFFFFF fields, in order usize, csize, offset.
         let mut e = p + 46 + name_len;
         let extra_end = e + extra_len;

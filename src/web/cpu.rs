@@ -153,13 +153,23 @@ impl CpuTrainer {
             return Err(Error::InvalidArgument(format!("this model fine-tunes {} blocks; {ONLY_PROBE}", file.settings.effective_depth())));
         }
         let (f, c) = (self.net.def.features, file.classes.len());
-        let lens_ok = file.classifier_weight0.len() == f * c && file.classifier_bias0.len() == c && file.delta.len() == 2 && file.delta[0].len() == f * c && file.delta[1].len() == c;
+        let lens_ok = file.classifier_weight0.len() == f * c
+            && file.classifier_bias0.len() == c
+            && file.delta.len() == 2
+            && file.delta[0].len() == f * c
+            && file.delta[1].len() == c;
         if !lens_ok {
             return Err(Error::ModelFile("parameter shapes do not match the backbone's probe".into()));
         }
         let add = |a: &[f32], d: &[f32]| a.iter().zip(d).map(|(x, y)| x + y).collect::<Vec<f32>>();
         let info = model_info_json(&file);
-        let m = CpuModel { w: add(&file.classifier_weight0, &file.delta[0]), b: add(&file.classifier_bias0, &file.delta[1]), classes: file.classes, settings: file.settings, set: TrainingSet::default() };
+        let m = CpuModel {
+            w: add(&file.classifier_weight0, &file.delta[0]),
+            b: add(&file.classifier_bias0, &file.delta[1]),
+            classes: file.classes,
+            settings: file.settings,
+            set: TrainingSet::default(),
+        };
         self.state.borrow_mut().model = Some(Rc::new(m));
         Ok(info)
     }
@@ -215,7 +225,15 @@ impl CpuTrainer {
     }
 
     /// As `Trainer.train`, for the probe method.
-    pub async fn train(&self, ids: Vec<u32>, labels: Vec<u32>, classes: String, names: String, settings: String, on_progress: Option<js_sys::Function>) -> std::result::Result<String, JsError> {
+    pub async fn train(
+        &self,
+        ids: Vec<u32>,
+        labels: Vec<u32>,
+        classes: String,
+        names: String,
+        settings: String,
+        on_progress: Option<js_sys::Function>,
+    ) -> std::result::Result<String, JsError> {
         self.train_impl(ids, labels, &classes, &names, &settings, on_progress).await.map_err(js_err)
     }
 

@@ -1,9 +1,9 @@
 //! The wasm-bindgen API the page (`index.html`, `web/app.js`) calls. Everything is async:
 //! GPU work never blocks the browser's main thread.
-use crate::gpu::{BackendChoice, Gpu};
-use crate::model::{self, preprocess, Arch, Backbone};
 use crate::error::Error;
+use crate::gpu::{BackendChoice, Gpu};
 use crate::lqf::train::{Depth, Method, Settings, SolverKind, AUTO_LAMBDA_PATH, DEFAULT_LAMBDA};
+use crate::model::{self, preprocess, Arch, Backbone};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -69,10 +69,8 @@ impl WebGpu {
         self.gpu.clear_cancel();
         let logits = net.logits(&self.gpu, &x, 1).await.map_err(js_err)?;
         let labels = model::imagenet_labels();
-        let top: Vec<serde_json::Value> = model::top_k(&logits, 5)
-            .into_iter()
-            .map(|(i, s)| serde_json::json!({ "index": i, "label": labels[i], "score": s }))
-            .collect();
+        let top: Vec<serde_json::Value> =
+            model::top_k(&logits, 5).into_iter().map(|(i, s)| serde_json::json!({ "index": i, "label": labels[i], "score": s })).collect();
         Ok(serde_json::Value::Array(top).to_string())
     }
 
@@ -154,7 +152,20 @@ impl PageSettings {
         if !self.lr.is_finite() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.momentum) {
             return Err(bad("the SGD learning rate must be positive and the momentum in [0, 1)"));
         }
-        let mut s = Settings { method, depth: Depth::parse(&self.depth)?, alpha: self.alpha, kappa: self.kappa, lambda, lambda_path, solver, max_iter: self.iterations.max(1), cg_tol: self.tol, batch: self.batch.clamp(1, 256), basis_budget: PAGE_BASIS_BUDGET, ..Settings::default() };
+        let mut s = Settings {
+            method,
+            depth: Depth::parse(&self.depth)?,
+            alpha: self.alpha,
+            kappa: self.kappa,
+            lambda,
+            lambda_path,
+            solver,
+            max_iter: self.iterations.max(1),
+            cg_tol: self.tol,
+            batch: self.batch.clamp(1, 256),
+            basis_budget: PAGE_BASIS_BUDGET,
+            ..Settings::default()
+        };
         s.sgd.lr = self.lr;
         s.sgd.momentum = self.momentum;
         s.sgd.epochs = self.epochs.max(1);

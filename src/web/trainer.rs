@@ -81,7 +81,11 @@ impl Trainer {
         self.gpu.clear_cancel();
         let TrainRequest { classes, names, settings: s } = TrainRequest::parse(&ids, &labels, classes, names, settings)?;
         if s.effective_depth() != self.state.borrow().depth {
-            return Err(Error::InvalidArgument(format!("the cached features are for depth {}, the settings ask for {}", self.state.borrow().depth, s.effective_depth())));
+            return Err(Error::InvalidArgument(format!(
+                "the cached features are for depth {}, the settings ask for {}",
+                self.state.borrow().depth,
+                s.effective_depth()
+            )));
         }
         self.flush(&cb).await?;
         let (z16, per) = {
@@ -133,7 +137,9 @@ impl Trainer {
     /// The model's problem over its training set (explain and forget solve on it).
     async fn problem<'a>(&self, m: &'a Model, z: &[f32]) -> Result<Problem<'a>> {
         if m.set.is_empty() {
-            return Err(Error::InvalidArgument("this model was imported without its training images; explaining and forgetting need them (train it here)".into()));
+            return Err(Error::InvalidArgument(
+                "this model was imported without its training images; explaining and forgetting need them (train it here)".into(),
+            ));
         }
         if m.trained.settings.method == Method::Finetune {
             return Err(Error::InvalidArgument("explaining needs a linear model (LQF or a probe)".into()));
@@ -149,8 +155,21 @@ impl Trainer {
         let z = m.set.features();
         let prob = self.problem(&m, &z).await?;
         let x = self.gpu.upload(&last.z)?;
-        let inf = influence::influence(&self.gpu, &prob, &m.trained.delta, m.trained.kfac.as_ref(), &x, &[last.class], InverseHessian::Cg { tol: 1e-2, max_iter: 20 }).await?;
-        let list = |v: Vec<(usize, f64)>| -> Vec<serde_json::Value> { v.into_iter().map(|(j, s)| serde_json::json!({ "id": m.set.ids[j], "name": m.set.names[j], "class": m.classes[m.set.labels[j] as usize], "influence": s })).collect() };
+        let inf = influence::influence(
+            &self.gpu,
+            &prob,
+            &m.trained.delta,
+            m.trained.kfac.as_ref(),
+            &x,
+            &[last.class],
+            InverseHessian::Cg { tol: 1e-2, max_iter: 20 },
+        )
+        .await?;
+        let list = |v: Vec<(usize, f64)>| -> Vec<serde_json::Value> {
+            v.into_iter()
+                .map(|(j, s)| serde_json::json!({ "id": m.set.ids[j], "name": m.set.names[j], "class": m.classes[m.set.labels[j] as usize], "influence": s }))
+                .collect()
+        };
         Ok(serde_json::json!({ "class": m.classes[last.class], "proponents": list(inf[0].proponents(k)), "opponents": list(inf[0].opponents(k)) }).to_string())
     }
 
@@ -255,7 +274,15 @@ impl Trainer {
     /// Train on images `ids` with class indices `labels` (into the JSON list `classes`); `names`
     /// (JSON list, "class/file.jpg") go into the model file. `settings` is the page's JSON.
     /// Resolves to a JSON summary; rejects with "cancelled" after `cancel`.
-    pub async fn train(&self, ids: Vec<u32>, labels: Vec<u32>, classes: String, names: String, settings: String, on_progress: Option<js_sys::Function>) -> std::result::Result<String, JsError> {
+    pub async fn train(
+        &self,
+        ids: Vec<u32>,
+        labels: Vec<u32>,
+        classes: String,
+        names: String,
+        settings: String,
+        on_progress: Option<js_sys::Function>,
+    ) -> std::result::Result<String, JsError> {
         self.train_impl(ids, labels, &classes, &names, &settings, on_progress).await.map_err(js_err)
     }
 

@@ -65,11 +65,15 @@ pub fn closed_form(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], labels: &[u3
 pub fn f_lin(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], n: usize, delta: &[f64]) -> Vec<f64> {
     let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
     let mut off = 0;
-    let d: Vec<Vec<f64>> = net.param_lens().iter().map(|&l| {
-        let v = delta[off..off + l].to_vec();
-        off += l;
-        v
-    }).collect();
+    let d: Vec<Vec<f64>> = net
+        .param_lens()
+        .iter()
+        .map(|&l| {
+            let v = delta[off..off + l].to_vec();
+            off += l;
+            v
+        })
+        .collect();
     let (f0, fd) = reference::jvp(net, &th64, &f64s(z), n, &d);
     f0.iter().zip(&fd).map(|(a, b)| a + b).collect()
 }

@@ -15,10 +15,22 @@ fn params_from(s: &ConvSpec, first: usize, has_bias: bool, accumulate: bool, act
     let g = s.validate()?;
     let u = |x: usize| x as u32;
     let mut p = words(&[
-        u(s.batch), u(s.in_h), u(s.in_w), u(s.cin),
-        u(s.cout), u(s.kh), u(s.kw), u(s.stride),
-        u(s.groups), u(g.out_h), u(g.out_w), u(g.pad_top),
-        u(g.pad_left), has_bias as u32, accumulate as u32, act.is_some() as u32,
+        u(s.batch),
+        u(s.in_h),
+        u(s.in_w),
+        u(s.cin),
+        u(s.cout),
+        u(s.kh),
+        u(s.kw),
+        u(s.stride),
+        u(s.groups),
+        u(g.out_h),
+        u(g.out_w),
+        u(g.pad_top),
+        u(g.pad_left),
+        has_bias as u32,
+        accumulate as u32,
+        act.is_some() as u32,
     ]);
     p.extend(words(&[alpha.to_bits(), beta.to_bits(), act.map(|a| a.alpha).unwrap_or(0.0).to_bits(), first as u32]));
     Ok(p)
@@ -35,15 +47,7 @@ fn pixels_out(s: &ConvSpec) -> Result<usize> {
 }
 
 /// `y = conv(x, w) + bias` (or `y += ...` when `accumulate`).
-pub fn conv2d(
-    rec: &mut Recorder<'_>,
-    s: &ConvSpec,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    y: &Tensor,
-    accumulate: bool,
-) -> Result<()> {
+pub fn conv2d(rec: &mut Recorder<'_>, s: &ConvSpec, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, accumulate: bool) -> Result<()> {
     conv2d_act(rec, s, x, w, bias, None, y, accumulate)
 }
 

@@ -31,9 +31,23 @@ impl Gemm {
     /// Dense, contiguous, single matrix product `C = A·B`.
     pub fn new(m: usize, n: usize, k: usize) -> Gemm {
         Gemm {
-            m, n, k, batch: 1, trans_a: false, trans_b: false,
-            lda: k, ldb: n, ldc: n, off_a: 0, off_b: 0, off_c: 0,
-            stride_a: m * k, stride_b: k * n, stride_c: m * n, alpha: 1.0, beta: 0.0,
+            m,
+            n,
+            k,
+            batch: 1,
+            trans_a: false,
+            trans_b: false,
+            lda: k,
+            ldb: n,
+            ldc: n,
+            off_a: 0,
+            off_b: 0,
+            off_c: 0,
+            stride_a: m * k,
+            stride_b: k * n,
+            stride_c: m * n,
+            alpha: 1.0,
+            beta: 0.0,
         }
     }
     /// Transpose flags with contiguous leading dimensions recomputed.
@@ -73,10 +87,7 @@ impl Gemm {
         let b_vec = if self.trans_b { self.k } else { self.n };
         // Strides only matter when there is more than one matrix.
         let strides = if self.batch > 1 { [self.stride_a, self.stride_b, self.stride_c] } else { [0; 3] };
-        [self.k, self.n, a_vec, b_vec, self.lda, self.ldb, self.ldc, self.off_a, self.off_b, self.off_c]
-            .iter()
-            .chain(strides.iter())
-            .all(|x| x % 4 == 0)
+        [self.k, self.n, a_vec, b_vec, self.lda, self.ldb, self.ldc, self.off_a, self.off_b, self.off_c].iter().chain(strides.iter()).all(|x| x % 4 == 0)
     }
 
     fn validate(&self, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
@@ -125,26 +136,36 @@ pub fn gemm_fused(rec: &mut Recorder<'_>, g: &Gemm, a: &Tensor, b: &Tensor, c: &
     // epilogue applied by the last (see LOOP_BUDGET).
     if g.k > LOOP_BUDGET {
         for (k0, len, beta) in loop_slices(g.k, 1, g.beta) {
-            let slice = Gemm {
-                k: len,
-                off_a: g.off_a + if g.trans_a { k0 * g.lda } else { k0 },
-                off_b: g.off_b + if g.trans_b { k0 } else { k0 * g.ldb },
-                beta,
-                ..*g
-            };
+            let slice =
+                Gemm { k: len, off_a: g.off_a + if g.trans_a { k0 * g.lda } else { k0 }, off_b: g.off_b + if g.trans_b { k0 } else { k0 * g.ldb }, beta, ..*g };
             gemm_fused(rec, &slice, a, b, c, if k0 + len == g.k { epi } else { Epilogue::default() })?;
         }
         return Ok(());
     }
     let u = |x: usize| x as u32;
     let mut params = words(&[
-        u(g.m), u(g.n), u(g.k), u(g.batch),
-        u(g.lda), u(g.ldb), u(g.ldc), 0,
-        u(g.off_a), u(g.off_b), u(g.off_c), 0,
-        u(g.stride_a), u(g.stride_b), u(g.stride_c), 0,
+        u(g.m),
+        u(g.n),
+        u(g.k),
+        u(g.batch),
+        u(g.lda),
+        u(g.ldb),
+        u(g.ldc),
+        0,
+        u(g.off_a),
+        u(g.off_b),
+        u(g.off_c),
+        0,
+        u(g.stride_a),
+        u(g.stride_b),
+        u(g.stride_c),
+        0,
     ]);
     params.extend_from_slice(&words(&[
-        g.alpha.to_bits(), g.beta.to_bits(), epi.bias.is_some() as u32, epi.act.is_some() as u32,
+        g.alpha.to_bits(),
+        g.beta.to_bits(),
+        epi.bias.is_some() as u32,
+        epi.act.is_some() as u32,
         epi.act.map(|a| a.alpha).unwrap_or(0.0).to_bits(),
     ]));
     let dummy;

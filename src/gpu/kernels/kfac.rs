@@ -71,9 +71,25 @@ pub fn col_sumsq(rec: &mut Recorder<'_>, x: &Tensor, rows: usize, cols: usize, o
 
 /// Per channel `[ow; ob] = A_c⁻¹·[gw; gb]·ginv[c]` for a depthwise layer's gradient.
 #[allow(clippy::too_many_arguments)]
-pub fn depthwise_precondition(rec: &mut Recorder<'_>, s: &ConvSpec, gw: &Tensor, gb: &Tensor, a_inv: &Tensor, g_inv: &Tensor, ow: &Tensor, ob: &Tensor) -> Result<()> {
+pub fn depthwise_precondition(
+    rec: &mut Recorder<'_>,
+    s: &ConvSpec,
+    gw: &Tensor,
+    gb: &Tensor,
+    a_inv: &Tensor,
+    g_inv: &Tensor,
+    ow: &Tensor,
+    ob: &Tensor,
+) -> Result<()> {
     let d = depthwise(s)?;
-    for (what, t, n) in [("gw", gw, s.weight_len()), ("gb", gb, s.cout), ("a_inv", a_inv, s.cout * d * d), ("g_inv", g_inv, s.cout), ("ow", ow, s.weight_len()), ("ob", ob, s.cout)] {
+    for (what, t, n) in [
+        ("gw", gw, s.weight_len()),
+        ("gb", gb, s.cout),
+        ("a_inv", a_inv, s.cout * d * d),
+        ("g_inv", g_inv, s.cout),
+        ("ow", ow, s.weight_len()),
+        ("ob", ob, s.cout),
+    ] {
         check_len(what, t, n)?;
     }
     let p = params(s, s.batch, 1.0, 0.0, Positions::Expand)?;
