@@ -22,6 +22,19 @@ fn pw(cin: usize, cout: usize) -> ConvDef {
     ConvDef { weight: String::new(), bn: String::new(), cin, cout, k: 1, stride: 1, groups: 1, padding: Padding::Symmetric(0, 0), eps: 0.0, act: false }
 }
 
+/// Two pointwise convolutions on a 1×1 input, no activation: a linear network, where K-FAC's
+/// exactness can be checked.
+fn two_linear_layers() -> LinearizedNet {
+    LinearizedNet {
+        convs: vec![pw(3, 5), pw(5, 4)],
+        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
+        input: Hwc { h: 1, w: 1, c: 3 },
+        features: 4,
+        classes: 3,
+        alpha: 0.0,
+    }
+}
+
 /// (1/N) Σ J_iᵀ Λ_i J_i restricted to the parameters [off, off + len): Λ = I under MSE,
 /// diag(p) − ppᵀ at θ0 under cross-entropy.
 fn ggn_block(net: &LinearizedNet, th: &[Vec<f32>], z: &[f32], n: usize, off: usize, len: usize, loss: Loss) -> Vec<f64> {
@@ -133,14 +146,7 @@ fn single_linear_layer_kfac_equals_the_hessian() {
 /// several, the classifier's G must be the mean output Hessian (1/N) Σ_i (diag p_i − p_i p_iᵀ).
 #[test]
 fn cross_entropy_kfac_uses_the_softmax_curvature() {
-    let net = LinearizedNet {
-        convs: vec![pw(3, 5), pw(5, 4)],
-        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
-        input: Hwc { h: 1, w: 1, c: 3 },
-        features: 4,
-        classes: 3,
-        alpha: 0.0,
-    };
+    let net = two_linear_layers();
     let (th, z, labels) = random_problem(&net, 56, 8);
     let per = net.input.len();
     let err = kfac_error(&net, &th, &z[..per], &labels[..1], 1, kfac::Estimate::default(), Loss::CrossEntropy);
@@ -167,14 +173,7 @@ fn cross_entropy_kfac_uses_the_softmax_curvature() {
 
 #[test]
 fn linear_network_kfac_equals_the_block_diagonal_gauss_newton() {
-    let net = LinearizedNet {
-        convs: vec![pw(3, 5), pw(5, 4)],
-        blocks: vec![LinBlock { residual: false, convs: vec![0, 1] }],
-        input: Hwc { h: 1, w: 1, c: 3 },
-        features: 4,
-        classes: 3,
-        alpha: 0.0,
-    };
+    let net = two_linear_layers();
     let n = 9;
     let (th, z, labels) = random_problem(&net, 52, n);
     check_equal(&net, &th, &z, &labels, n);
