@@ -227,8 +227,8 @@ struct TrainOpts {
     /// reduce (positions summed per image).
     #[arg(long, default_value = "expand")]
     kfac_positions: String,
-    /// Precondition with K-FAC (true/false). True: SGD always, CG below λ = 0.1 (above it
-    /// plain CG converges faster).
+    /// Precondition with K-FAC (true/false). True: SGD always, CG below λ = 0.01 (from
+    /// there on plain CG converges faster).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     kfac: bool,
 }
