@@ -84,4 +84,4 @@ for set in $SETS; do
     done
   done
 done
-python3 scripts/results_tables.py "$OUT"
+python3 scripts/results_tables.py "$OUT" README.md

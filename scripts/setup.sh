@@ -19,8 +19,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# rustfmt: scripts/test.sh checks the formatting first (rustfmt.toml).
-rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+# rustfmt: scripts/test.sh checks the formatting first (rustfmt.toml). Listed first, not piped
+# into grep -q: under pipefail an early grep exit can fail the pipeline.
+grep -q '^rustfmt' <<<"$(rustup component list --installed)" || rustup component add rustfmt
 
 installed_targets=$(rustup target list --installed)
 for t in wasm32-unknown-unknown aarch64-apple-darwin; do
