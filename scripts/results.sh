@@ -8,8 +8,8 @@
 #   SETS=flowers5 SHOTS=5 DEPTHS=1 bash scripts/results.sh   # a subset
 #
 # Environment: DATA (../shared/datasets), SETS, SHOTS, SEEDS, DEPTHS ("1 3 all"), BACKBONES,
-# CONFIGS (which of: main finetune finetune_small finetune_large nokfac nokfac_small alpha0 sgd sgd_small ce
-# auto lambdaX, e.g. lambda0.01), FT_LRS, FT_SMALL_LRS, FT_LARGE_LRS, SGD_LRS, SGD_SMALL_LRS, NOKFAC_SMALL_LRS, CE_LRS, LQF (a built binary: skips the build),
+# CONFIGS (which of: main finetune finetune_small finetune_large nokfac nokfac_small nokfac_scaled alpha0 sgd sgd_small sgd_scaled ce
+# auto lambdaX, e.g. lambda0.01), FT_LRS, FT_SMALL_LRS, FT_LARGE_LRS, SGD_LRS, SGD_SMALL_LRS, NOKFAC_SMALL_LRS, CE_LRS, SCALED_LRS, LQF (a built binary: skips the build),
 # ITERS, EPOCHS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ SHOTS=${SHOTS:-5,10,25}
 SEEDS=${SEEDS:-0,1,2}
 DEPTHS=${DEPTHS:-"1 3 all"}
 BACKBONES=${BACKBONES:-mobilenet_v2}
-CONFIGS=${CONFIGS:-"main finetune finetune_small nokfac nokfac_small alpha0 sgd sgd_small ce auto"}
+CONFIGS=${CONFIGS:-"main finetune finetune_small nokfac nokfac_small alpha0 sgd sgd_small sgd_scaled ce auto"}
 FT_LRS=${FT_LRS:-0.003,0.01,0.03}
 # Fine-tuning was best at the grid's lowest rate on every set: one step of 3× below it.
 FT_SMALL_LRS=${FT_SMALL_LRS:-0.001}
@@ -33,6 +33,8 @@ SGD_SMALL_LRS=${SGD_SMALL_LRS:-0.0001,0.0003,0.001}
 NOKFAC_SMALL_LRS=${NOKFAC_SMALL_LRS:-0.0001,0.001,0.01}
 # Cross-entropy's K-FAC SGD diverges at 0.5 like MSE's: the same stable grid.
 CE_LRS=${CE_LRS:-0.0001,0.0003,0.001}
+# Curvature-scaled rates (sgd_scaled, nokfac_scaled): a 10× range below the bound of 3.
+SCALED_LRS=${SCALED_LRS:-0.1,0.3,1}
 ITERS=${ITERS:-40}
 EPOCHS=${EPOCHS:-30}
 OUT=docs/results
@@ -60,19 +62,23 @@ for set in $SETS; do
           finetune_large) args=(--methods finetune --lrs "$FT_LARGE_LRS" --epochs "$EPOCHS") ;;
           # The paper's ablations: plain SGD without K-FAC (same epochs and learning rates as
           # the K-FAC SGD below), and α = 0 (plain ReLU6 in the linearized blocks).
-          nokfac) args=(--methods lqf --solver sgd --kfac false --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
-          nokfac_small) args=(--methods lqf --solver sgd --kfac false --lrs "$NOKFAC_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
+          nokfac) args=(--methods lqf --solver sgd --lr-scale absolute --kfac false --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
+          nokfac_small) args=(--methods lqf --solver sgd --lr-scale absolute --kfac false --lrs "$NOKFAC_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC") ;;
           # The paper's third ablation: the linearized model with cross-entropy instead of MSE
           # (not quadratic: K-FAC SGD with the softmax curvature).
-          ce) args=(--methods lqf --loss cross-entropy --solver sgd --lrs "$CE_LRS" --epochs "$EPOCHS" --tag "cross-entropy") ;;
+          ce) args=(--methods lqf --loss cross-entropy --solver sgd --lr-scale absolute --lrs "$CE_LRS" --epochs "$EPOCHS" --tag "cross-entropy") ;;
           alpha0) args=(--methods lqf --alpha 0 --iterations "$ITERS" --tag "α=0$cap") ;;
-          sgd) args=(--methods lqf --solver sgd --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
+          sgd) args=(--methods lqf --solver sgd --lr-scale absolute --lrs "$SGD_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
           # λ chosen on a held-out fold of the training photos (the largest λ of 1e-4…100 within
           # one standard error of the lowest held-out MSE) instead of fixed at 1e-3.
           auto) args=(--methods lqf --weight-decay auto --iterations "$ITERS" --tag "λ held-out$cap") ;;
           # A fixed λ other than 1e-3, named in the config: lambda0.01, lambda0.1, …
           lambda*) args=(--methods lqf --weight-decay "${config#lambda}" --iterations "$ITERS" --tag "λ ${config#lambda}$cap") ;;
-          sgd_small) args=(--methods lqf --solver sgd --lrs "$SGD_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
+          sgd_small) args=(--methods lqf --solver sgd --lr-scale absolute --lrs "$SGD_SMALL_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC") ;;
+          # The rate as a fraction of the stiffest direction's step (--lr-scale curvature, the
+          # CLI's and the page's default since 2026-12-07): every rate below 2(1 + μ) = 3 is stable.
+          sgd_scaled) args=(--methods lqf --solver sgd --lr-scale curvature --lrs "$SCALED_LRS" --epochs "$EPOCHS" --tag "SGD+K-FAC, scaled lr") ;;
+          nokfac_scaled) args=(--methods lqf --solver sgd --lr-scale curvature --kfac false --lrs "$SCALED_LRS" --epochs "$EPOCHS" --tag "SGD, no K-FAC, scaled lr") ;;
           *) echo "unknown config $config" >&2; exit 2 ;;
         esac
         out="$OUT/$set-$backbone-d$depth-k${SHOTS//,/_}-s${SEEDS//,/_}-$config$suffix.json"

@@ -300,8 +300,11 @@ fn training_refuses_bad_input_with_clear_messages() {
         let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), zz, labels, &s, &mut |_| {})).err().expect("refused");
         assert!(err.to_string().contains(want), "{err}");
     }
-    let diverging =
-        Settings { solver: train::SolverKind::Sgd, sgd: lqf::lqf::Sgd { lr: 500.0, momentum: 0.9, epochs: 20, seed: 0, variance_reduced: false }, ..s.clone() };
+    let diverging = Settings {
+        solver: train::SolverKind::Sgd,
+        sgd: lqf::lqf::Sgd { lr: 500.0, momentum: 0.9, epochs: 20, seed: 0, variance_reduced: false, lr_scale: lqf::lqf::LrScale::Absolute },
+        ..s.clone()
+    };
     let err = block(train::train(g, tiny_split(g, &mut rng, 0.1), &z, &[0, 1, 2, 0, 1, 2], &diverging, &mut |_| {})).err().expect("diverges");
     assert!(matches!(err, lqf::Error::Diverged(_)), "{err}");
 }

@@ -7,6 +7,7 @@ use common::tiny::{flat, random_params as random_set, rel, tiny as tiny_net};
 use common::{block, dot, f64s, gpu};
 use lqf::cpu;
 use lqf::gpu::kernels::gemm::Gemm;
+use lqf::lqf::LrScale::{Absolute, Curvature};
 use lqf::lqf::{reference, LinearizedNet, ParamSet, Problem};
 use lqf::rng::Rng;
 
@@ -140,7 +141,7 @@ fn sgd_reaches_the_same_optimum_for_any_learning_rate_seed_and_batch_order() {
     for (lr, momentum, seed, batch, kfac) in runs {
         let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, SGD_LAMBDA)).unwrap();
         let k = kfac.then(|| block(lqf::lqf::kfac::Kfac::new(g, &prob, SGD_LAMBDA)).unwrap());
-        let sgd = lqf::lqf::Sgd { lr, momentum, epochs: 150, seed, variance_reduced: true };
+        let sgd = lqf::lqf::Sgd { lr, momentum, epochs: 150, seed, variance_reduced: true, lr_scale: Absolute };
         let (delta, steps) = block(prob.solve_sgd(g, None, k.as_ref(), &sgd, 1e-7, |_| {})).unwrap();
         let r = rel(&flat(&block(delta.read(g)).unwrap()), &want);
         eprintln!("SGD lr {lr} momentum {momentum} seed {seed} batch {batch} K-FAC {kfac}: {} epochs, ‖Δ − Δ*‖/‖Δ*‖ = {r:.1e}", steps.len());
@@ -157,11 +158,110 @@ fn sgd_with_a_huge_learning_rate_reports_divergence() {
     let (z, labels) = data(&net, &mut rng);
     let tth = ParamSet::upload(g, &th).unwrap();
     let prob = block(Problem::new(g, &net, &tth, &z, &labels, 2, KAPPA, LAMBDA)).unwrap();
-    let sgd = lqf::lqf::Sgd { lr: 50.0, momentum: 0.9, epochs: 50, seed: 0, variance_reduced: false };
+    let sgd = lqf::lqf::Sgd { lr: 50.0, momentum: 0.9, epochs: 50, seed: 0, variance_reduced: false, lr_scale: Absolute };
     match block(prob.solve_sgd(g, None, None, &sgd, 1e-7, |_| {})) {
         Err(lqf::Error::Diverged(msg)) => assert!(msg.contains("learning rate"), "{msg}"),
         Err(e) => panic!("expected divergence, got {e}"),
         Ok(_) => panic!("a learning rate of 50 cannot converge here"),
+    }
+}
+
+/// `LrScale::Curvature` reads a rate as a fraction of ρ = max over batches B of the largest
+/// eigenvalue of M⁻¹H_B. The power iteration against that eigenvalue in f64 (H_B from the dense
+/// Jacobian, M⁻¹ read column by column from the GPU preconditioner, Lᵀ H_B L with M⁻¹ = LLᵀ),
+/// with and without K-FAC; then SGD at scaled rates either side of heavy-ball momentum's
+/// bound 2(1 + μ) = 3: below it every run reaches Δ*, far above it the run is reported as
+/// divergence (which an overestimated ρ would turn into convergence).
+#[test]
+fn curvature_scaled_rates_are_fractions_of_the_stiffest_batch_curvature() {
+    use lqf::lqf::kfac::Kfac;
+    let (g, net) = (gpu(), tiny_net(0.1));
+    let mut rng = Rng::new(47);
+    let th = random_set(&net, &mut rng, 0.7);
+    let (z, labels) = data(&net, &mut rng);
+    let tth = ParamSet::upload(g, &th).unwrap();
+    let (c, lens) = (net.classes, net.param_lens());
+    let p: usize = lens.iter().sum();
+    let th64: Vec<Vec<f64>> = th.iter().map(|t| f64s(t)).collect();
+    let jac = reference::dense_jacobian(&net, &th64, &f64s(&z), N);
+    let batch = 4; // batches of 4 and 2 images
+    let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, SGD_LAMBDA)).unwrap();
+    let kfac = block(Kfac::new(g, &prob, SGD_LAMBDA)).unwrap();
+    let split = |v: &[f32]| -> Vec<Vec<f32>> {
+        let mut off = 0;
+        lens.iter()
+            .map(|&n| {
+                off += n;
+                v[off - n..off].to_vec()
+            })
+            .collect()
+    };
+    // M⁻¹, symmetrized (it is symmetric up to f32 rounding), and its Cholesky factor.
+    let mut minv = vec![0.0f64; p * p];
+    for j in 0..p {
+        let mut e = vec![0.0f32; p];
+        e[j] = 1.0;
+        let (r, out) = (ParamSet::upload(g, &split(&e)).unwrap(), ParamSet::zeros(g, &lens).unwrap());
+        g.run(|rec| kfac.apply(rec, &r, &out)).unwrap();
+        for (i, v) in flat(&block(out.read(g)).unwrap()).into_iter().enumerate() {
+            minv[i * p + j] = v;
+        }
+    }
+    for i in 0..p {
+        for j in 0..i {
+            let m = 0.5 * (minv[i * p + j] + minv[j * p + i]);
+            (minv[i * p + j], minv[j * p + i]) = (m, m);
+        }
+    }
+    let chol = cpu::linalg::cholesky(&minv, p).unwrap();
+    let identity: Vec<f64> = (0..p * p).map(|k| if k % (p + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    // max_B λ_max(Lᵀ H_B L) for a factor L of M⁻¹.
+    let stiffest = |l: &[f64]| -> f64 {
+        let mut rho = 0.0f64;
+        for start in (0..N).step_by(batch) {
+            let nb = batch.min(N - start);
+            let rows = &jac[start * c * p..(start + nb) * c * p];
+            let mut h = vec![0.0f64; p * p];
+            cpu::gemm::gemm(&Gemm::new(p, p, nb * c).trans(true, false).scale(1.0 / nb as f32, 0.0), rows, rows, &mut h);
+            (0..p).for_each(|i| h[i * p + i] += SGD_LAMBDA as f64);
+            let mut hl = vec![0.0f64; p * p];
+            cpu::gemm::gemm(&Gemm::new(p, p, p), &h, l, &mut hl);
+            let mut s = vec![0.0f64; p * p];
+            cpu::gemm::gemm(&Gemm::new(p, p, p).trans(true, false), l, &hl, &mut s);
+            let (values, _) = cpu::linalg::symmetric_eigen(&s, p);
+            rho = values.into_iter().fold(rho, f64::max);
+        }
+        rho
+    };
+    for (k, l) in [(Some(&kfac), &chol), (None, &identity)] {
+        let want = stiffest(l);
+        let exact = block(prob.curvature_scale(g, k, 300, 1)).unwrap();
+        let quick = block(prob.curvature_scale(g, k, lqf::lqf::solver::CURVATURE_ITERATIONS, 1)).unwrap();
+        eprintln!("K-FAC {}: ρ = {want:.6} (f64), {exact:.6} after 300 steps, {quick:.6} after {}", k.is_some(), lqf::lqf::solver::CURVATURE_ITERATIONS);
+        assert!((exact - want).abs() < 1e-3 * want, "K-FAC {}: ρ {exact} against {want}", k.is_some());
+        // A Rayleigh quotient: never above ρ; close enough that rate 1 keeps a 2× margin.
+        assert!(
+            quick <= want * (1.0 + 1e-4) && quick > want / 1.5,
+            "K-FAC {}: {quick} after {} steps against {want}",
+            k.is_some(),
+            lqf::lqf::solver::CURVATURE_ITERATIONS
+        );
+    }
+    let optimum = common::tiny::closed_form(&net, &th, &z, &labels, KAPPA, SGD_LAMBDA);
+    for kfac_on in [true, false] {
+        let k = kfac_on.then_some(&kfac);
+        for lr in [1.0f32, 2.0] {
+            let sgd = lqf::lqf::Sgd { lr, momentum: 0.5, epochs: 300, seed: 3, variance_reduced: true, lr_scale: Curvature };
+            let (delta, steps) = block(prob.solve_sgd(g, None, k, &sgd, 1e-7, |_| {})).unwrap();
+            let r = rel(&flat(&block(delta.read(g)).unwrap()), &optimum);
+            eprintln!("scaled SGD lr {lr} K-FAC {kfac_on}: {} epochs, ‖Δ − Δ*‖/‖Δ*‖ = {r:.1e}", steps.len());
+            assert!(r < SOLVE_REL, "scaled lr {lr} K-FAC {kfac_on}: {r:.2e} after {} epochs", steps.len());
+        }
+        let sgd = lqf::lqf::Sgd { lr: 8.0, momentum: 0.5, epochs: 100, seed: 3, variance_reduced: true, lr_scale: Curvature };
+        match block(prob.solve_sgd(g, None, k, &sgd, 1e-7, |_| {})) {
+            Err(lqf::Error::Diverged(_)) => {}
+            other => panic!("scaled lr 8 (> 3) with K-FAC {kfac_on} must diverge, got {:?}", other.map(|(_, s)| s.len())),
+        }
     }
 }
 
@@ -207,7 +307,7 @@ fn cross_entropy_sgd_reaches_the_newton_optimum() {
     for (lr, momentum, seed, batch, kfac) in [(0.4f32, 0.5f32, 0u64, 1usize, true), (0.2, 0.5, 1, 3, true), (0.1, 0.0, 2, 2, false)] {
         let prob = block(Problem::new(g, &net, &tth, &z, &labels, batch, KAPPA, SGD_LAMBDA)).unwrap().with_loss(Loss::CrossEntropy);
         let k = kfac.then(|| block(lqf::lqf::kfac::Kfac::new(g, &prob, SGD_LAMBDA)).unwrap());
-        let sgd = lqf::lqf::Sgd { lr, momentum, epochs: 150, seed, variance_reduced: true };
+        let sgd = lqf::lqf::Sgd { lr, momentum, epochs: 150, seed, variance_reduced: true, lr_scale: Absolute };
         let (delta, steps) = block(prob.solve_sgd(g, None, k.as_ref(), &sgd, 1e-7, |_| {})).unwrap();
         let r = rel(&flat(&block(delta.read(g)).unwrap()), &want);
         eprintln!("cross-entropy SGD lr {lr} seed {seed} batch {batch} K-FAC {kfac}: {} epochs, ‖Δ − Δ*‖/‖Δ*‖ = {r:.1e}", steps.len());

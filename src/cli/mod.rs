@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lqf::gpu::{BackendChoice, Gpu};
 use lqf::lqf::finetune::Finetune;
 use lqf::lqf::train::{Depth, Init, Method, Settings, SolverKind};
-use lqf::lqf::{Loss, Phase, Progress};
+use lqf::lqf::{Loss, LrScale, Phase, Progress};
 use lqf::model::{Arch, Backbone};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -201,9 +201,14 @@ struct TrainOpts {
     /// Epochs of SGD (LQF's sgd solver, or fine-tuning).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Learning rate of SGD (LQF's sgd solver, or fine-tuning).
+    /// Learning rate of SGD (LQF's sgd solver, or fine-tuning). For LQF read as --lr-scale says.
     #[arg(long)]
     lr: Option<f32>,
+    /// How LQF's SGD reads --lr: curvature (a fraction of the stiffest direction's step,
+    /// measured by power iteration; stable below 2(1 + momentum), default 0.5) or absolute (the
+    /// step on the K-FAC-preconditioned gradient as given; MobileNetV2 needs about 1e-4).
+    #[arg(long, default_value = "curvature")]
+    lr_scale: String,
     /// Momentum of SGD.
     #[arg(long)]
     momentum: Option<f32>,
@@ -321,6 +326,11 @@ impl TrainOpts {
             "expand" => lqf::lqf::kfac::Positions::Expand,
             p => return Err(format!("--kfac-positions {p:?}: reduce or expand")),
         };
+        let lr_scale = match self.lr_scale.as_str() {
+            "curvature" => LrScale::Curvature,
+            "absolute" => LrScale::Absolute,
+            v => return Err(format!("--lr-scale {v:?}: curvature or absolute")),
+        };
         let loss = Loss::parse(&self.loss).map_err(|_| format!("--loss {:?}: mse or cross-entropy", self.loss))?;
         if loss == Loss::CrossEntropy && solver == SolverKind::Cg {
             return Err("--loss cross-entropy makes the problem non-quadratic: use --solver sgd".into());
@@ -346,8 +356,13 @@ impl TrainOpts {
         let ft = Finetune::default();
         s.finetune = Finetune { lr: self.lr.unwrap_or(ft.lr), momentum: self.momentum.unwrap_or(ft.momentum), epochs: self.epochs.unwrap_or(ft.epochs), ..ft };
         let sgd = s.sgd;
-        s.sgd =
-            lqf::lqf::Sgd { lr: self.lr.unwrap_or(sgd.lr), momentum: self.momentum.unwrap_or(sgd.momentum), epochs: self.epochs.unwrap_or(sgd.epochs), ..sgd };
+        s.sgd = lqf::lqf::Sgd {
+            lr: self.lr.unwrap_or(sgd.lr),
+            momentum: self.momentum.unwrap_or(sgd.momentum),
+            epochs: self.epochs.unwrap_or(sgd.epochs),
+            lr_scale,
+            ..sgd
+        };
         Ok(s)
     }
 }

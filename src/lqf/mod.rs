@@ -16,4 +16,4 @@ pub mod train;
 pub use linearized::{LinBlock, LinearizedNet};
 pub use params::ParamSet;
 pub use progress::{Phase, Progress};
-pub use solver::{Loss, Problem, Sgd};
+pub use solver::{Loss, LrScale, Problem, Sgd};
