@@ -205,7 +205,7 @@ struct TrainOpts {
     #[arg(long)]
     lr: Option<f32>,
     /// How LQF's SGD reads --lr: curvature (a fraction of the stiffest direction's step,
-    /// measured by power iteration; stable below 2(1 + momentum), default 0.5) or absolute (the
+    /// measured by power iteration; stable below 2(1 + momentum), default 1) or absolute (the
     /// step on the K-FAC-preconditioned gradient as given; MobileNetV2 needs about 1e-4).
     #[arg(long, default_value = "curvature")]
     lr_scale: String,

@@ -181,7 +181,7 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Sgd {
-        Sgd { lr: 0.5, momentum: 0.5, epochs: 30, seed: 0, variance_reduced: true, lr_scale: LrScale::Curvature }
+        Sgd { lr: 1.0, momentum: 0.5, epochs: 30, seed: 0, variance_reduced: true, lr_scale: LrScale::Curvature }
     }
 }
 
