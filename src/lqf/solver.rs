@@ -439,8 +439,9 @@ impl<'a> Problem<'a> {
             for _ in 0..iterations.max(1) {
                 let w = self.precondition(gpu, precond, &hv)?;
                 let hw = self.gauss_newton(gpu, one, b.n, &w)?;
-                let d = ParamSet::dots(gpu, &[&hw, &hv], &w).await?;
-                let (whw, whv) = (d[0], d[1]);
+                // wᵀH_Bw, wᵀH_Bv and wᵀw in one readback.
+                let d = ParamSet::dots(gpu, &[&hw, &hv, &w], &w).await?;
+                let (whw, whv, ww) = (d[0], d[1], d[2]);
                 if !(whw.is_finite() && whv.is_finite()) {
                     return Err(Error::Diverged(format!("curvature estimate: wᵀHw = {whw}, wᵀHv = {whv}")));
                 }
@@ -450,7 +451,7 @@ impl<'a> Problem<'a> {
                 }
                 rho = rho.max(whw / whv);
                 // Next v = w/‖w‖, and H_B v by linearity.
-                let s = (1.0 / ParamSet::dot(gpu, &w, &w).await?.sqrt()) as f32;
+                let s = (1.0 / ww.sqrt()) as f32;
                 let hv2 = self.zeros(gpu)?;
                 gpu.run(|rec| ParamSet::axpby(rec, s, &hw, 0.0, &hw, &hv2))?;
                 hv = hv2;
