@@ -154,6 +154,7 @@ fn bad_training_data_is_refused_without_output() {
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--shots", "5"], "fewer than the 5 shots");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--weight-decay=-1"], "non-negative");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--kfac-positions", "sideways"], "reduce or expand");
+    check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--lr-scale", "sideways"], "curvature or absolute");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "hinge"], "mse or cross-entropy");
     check(&["train", "--data", small.to_str().unwrap(), "--out", m, "--loss", "cross-entropy"], "--solver sgd");
     let diverging = [
