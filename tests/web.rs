@@ -5,6 +5,11 @@ use lqf::gpu::{BackendChoice, Gpu};
 use lqf::selftest as checks;
 use wasm_bindgen_test::*;
 
+/// How far SGD's scores (f/κ, 1 = a confident member) may sit from CG's on the same 9 images:
+/// both stop at a relative residual of 1e-3 (SGD after 23 epochs, CG after 9 iterations), and
+/// they differ by 0.002 on SwiftShader; a solver stopped short would be off by tenths.
+const SGD_CG_SCORE_TOL: f64 = 0.01;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn webgpu() -> Gpu {
@@ -131,10 +136,33 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     let ids: Vec<u32> = (100..109).collect();
     let labels: Vec<u32> = train.iter().map(|x| x.1).collect();
     let names = serde_json::to_string(&train.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap();
+    let classes = r#"["Forest","Highway","SeaLake"]"#;
+
+    // SGD at the page's default rate (1, in units of the stiffest direction's stable step,
+    // measured before its first step) fits the same images and lands where CG does (compared
+    // below); a rate past the bound of 3 is reported as divergence, and the trainer stays usable.
+    let sgd = r#"{"method":"lqf","depth":"1","weight_decay":"1e-3","solver":"sgd"}"#;
+    let start = js_sys::Date::now();
+    let fitted: serde_json::Value =
+        serde_json::from_str(&t.train(ids.clone(), labels.clone(), classes.into(), names.clone(), sgd.into(), None).await.unwrap()).unwrap();
+    web_sys::console::log_1(&format!("SGD in the browser, {:.1} s: {fitted}", (js_sys::Date::now() - start) / 1e3).into());
+    assert_eq!(fitted["train_accuracy"].as_f64(), Some(1.0), "SGD fits its 9 training images: {fitted}");
+    let (sgd_class, sgd_scores) = scores(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
+    let too_fast = r#"{"method":"lqf","depth":"1","weight_decay":"1e-3","solver":"sgd","lr":8}"#;
+    let start = js_sys::Date::now();
+    let err = t
+        .train(ids.clone(), labels.clone(), classes.into(), names.clone(), too_fast.into(), None)
+        .await
+        .expect_err("SGD at rate 8, past its stability bound of 3");
+    let msg = String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(err)).message());
+    web_sys::console::log_1(&format!("SGD at rate 8, {:.1} s: {msg}", (js_sys::Date::now() - start) / 1e3).into());
+    assert!(msg.contains("diverged") && msg.contains("lower the learning rate"), "{msg}");
+
     let settings = r#"{"method":"lqf","depth":"1","iterations":15,"weight_decay":"1e-3"}"#;
-    let summary = t.train(ids.clone(), labels.clone(), r#"["Forest","Highway","SeaLake"]"#.into(), names, settings.into(), None).await.unwrap();
+    let start = js_sys::Date::now();
+    let summary = t.train(ids.clone(), labels.clone(), classes.into(), names, settings.into(), None).await.unwrap();
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    web_sys::console::log_1(&format!("trained in the browser: {summary}").into());
+    web_sys::console::log_1(&format!("trained in the browser, {:.1} s: {summary}", (js_sys::Date::now() - start) / 1e3).into());
     assert_eq!(summary["train_accuracy"].as_f64(), Some(1.0), "LQF fits its 9 training images: {summary}");
     assert!(summary["iterations"].as_u64().unwrap() >= 1);
     assert_eq!(summary["lambda_origin"], "given", "a fixed λ is reported as given: {summary}");
@@ -143,6 +171,10 @@ async fn page_api_trains_predicts_explains_forgets_and_round_trips() {
     // A training image is predicted as its class, and it is its own strongest proponent.
     let (class, before) = predict(&t.predict_file(train[6].2.to_vec(), train[6].0.into()).await.unwrap());
     assert_eq!(class, "SeaLake");
+    web_sys::console::log_1(&format!("SeaLake scores: SGD {sgd_scores:?}, CG {before:?}").into());
+    assert_eq!(sgd_class, class);
+    let gap = sgd_scores.iter().zip(&before).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(gap <= SGD_CG_SCORE_TOL, "SGD and CG disagree by {gap} (f/κ): {sgd_scores:?} against {before:?}");
     let why: serde_json::Value = serde_json::from_str(&t.explain(3).await.unwrap()).unwrap();
     web_sys::console::log_1(&format!("explained: {why}").into());
     assert_eq!(why["class"], "SeaLake");
