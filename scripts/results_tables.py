@@ -165,7 +165,7 @@ def svg(groups):
     w, h, pad = 320, 220, 40
     cols = min(3, len(panels))
     rows_n = math.ceil(len(panels) / cols)
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2", "#bcbd22"]
     names = sorted({n for _, lines in panels for n in lines})
     # The legend gets its own band below the panels, so it never covers the last row.
     legend_h = 14 * len(names) + 8
