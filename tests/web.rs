@@ -7,7 +7,7 @@ use wasm_bindgen_test::*;
 
 /// How far SGD's scores (f/κ, 1 = a confident member) may sit from CG's on the same 9 images:
 /// both stop at a relative residual of 1e-3 (SGD after 23 epochs, CG after 9 iterations), and
-/// they differ by 0.002 on SwiftShader; a solver stopped short would be off by tenths.
+/// they differ by 0.002 on SwiftShader, 5× inside this.
 const SGD_CG_SCORE_TOL: f64 = 0.01;
 
 wasm_bindgen_test_configure!(run_in_browser);
